@@ -1,0 +1,39 @@
+"""authsession: server-side Auth.js / NextAuth sessions for Python.
+
+``get_server_session(request)`` returns the signed-in user's session from the
+cookies an Auth.js app writes (or None); ``get_token`` returns the decoded
+token. See the README for the middleware and framework integrations.
+"""
+
+from __future__ import annotations
+
+from ._api import (
+    configure_auth_runtime,
+    get_server_session,
+    get_server_session_sync,
+    get_token,
+    reset_auth_runtime,
+)
+from ._cache import CacheOptions
+from ._config import AuthConfig
+from ._errors import AuthRuntimeNotConfigured, AuthSessionError, ConfigurationError
+from ._runtime import AuthRuntime
+from ._session import Session
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AuthConfig",
+    "AuthRuntime",
+    "AuthRuntimeNotConfigured",
+    "AuthSessionError",
+    "CacheOptions",
+    "ConfigurationError",
+    "Session",
+    "__version__",
+    "configure_auth_runtime",
+    "get_server_session",
+    "get_server_session_sync",
+    "get_token",
+    "reset_auth_runtime",
+]

@@ -1,0 +1,142 @@
+"""The module-level API: the process's runtime and the one-call session readers."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from typing import Any
+
+from ._config import AuthConfig, secrets_from_env
+from ._cookies import candidate_names
+from ._errors import AuthRuntimeNotConfigured, ConfigurationError
+from ._inputs import to_view
+from ._runtime import AuthRuntime
+from ._session import Session
+from ._tokens import decode_found, find_token
+from .jwt._errors import JWTDecodeError
+
+log = logging.getLogger("authsession")
+
+_default: AuthRuntime | None = None
+# Runtimes made for configs passed per call, so their caches persist between
+# calls. Bounded: a program that builds a new config per request must not grow.
+_by_config: OrderedDict[AuthConfig, AuthRuntime] = OrderedDict()
+_BY_CONFIG_MAX = 32
+_lock = threading.Lock()
+
+
+def configure_auth_runtime(config: AuthConfig) -> AuthRuntime:
+    """Make ``config`` the process default (local mode) and return its runtime."""
+    global _default
+    runtime = runtime_for(config)
+    _default = runtime
+    return runtime
+
+
+def reset_auth_runtime() -> None:
+    """Forget the configured runtime and every per-config runtime (for tests)."""
+    global _default
+    with _lock:
+        _default = None
+        _by_config.clear()
+
+
+def current_runtime() -> AuthRuntime | None:
+    return _default
+
+
+def runtime_for(config: AuthConfig | AuthRuntime | None) -> AuthRuntime:
+    """The runtime for a ``config=`` argument, or the configured default."""
+    if config is None:
+        if _default is None:
+            raise AuthRuntimeNotConfigured()
+        return _default
+    if isinstance(config, AuthRuntime):
+        return config
+    if not isinstance(config, AuthConfig):
+        raise ConfigurationError(
+            f"config must be an AuthConfig or an AuthRuntime, got {type(config).__name__}"
+        )
+    with _lock:
+        runtime = _by_config.get(config)
+        if runtime is None:
+            runtime = AuthRuntime(config)
+            _by_config[config] = runtime
+            if len(_by_config) > _BY_CONFIG_MAX:
+                _by_config.popitem(last=False)
+        else:
+            _by_config.move_to_end(config)
+        return runtime
+
+
+async def get_server_session(
+    input: Any = None, config: AuthConfig | AuthRuntime | None = None
+) -> Session | None:
+    """The signed-in user's session, or None.
+
+    ``input`` is a request (Starlette, FastAPI, Quart, Flask/Werkzeug, Django),
+    an ASGI scope or WSGI environ, a headers mapping, a mapping of cookies, a
+    ``Cookie`` header string, or a ``(request, response)`` pair whose response
+    receives refreshed cookies; None means the request the middleware is
+    handling. Raises only ``AuthRuntimeNotConfigured`` and configuration errors.
+    """
+    return await runtime_for(config).get_session(input)
+
+
+def get_server_session_sync(
+    input: Any = None, config: AuthConfig | AuthRuntime | None = None
+) -> Session | None:
+    """``get_server_session`` for sync code."""
+    return runtime_for(config).get_session_sync(input)
+
+
+def get_token(
+    input: Any = None,
+    *,
+    secret: str | list[str] | tuple[str, ...] | None = None,
+    salt: str | None = None,
+    cookie_name: str | None = None,
+    secure_cookie: bool | None = None,
+    raw: bool = False,
+) -> dict[str, Any] | str | None:
+    """The decoded session token (claims), or the raw token with ``raw=True``; None if absent.
+
+    Like Auth.js's ``getToken``: no callbacks run. ``secret`` defaults to the
+    configured runtime's, then ``AUTH_SECRET`` / ``NEXTAUTH_SECRET``. A
+    missing secret raises ``ConfigurationError``; a bad token gives None.
+    """
+    candidates = candidate_names(cookie_name, secure_cookie)
+    found = find_token(to_view(input), candidates)
+    if found is None:
+        return None
+    if raw:
+        return found.value
+    secrets = _secrets_for_get_token(secret)
+    if salt is not None and found.spec is not None and found.spec.version == 5:
+        from .jwt import decode_with
+
+        try:
+            return decode_with(found.value, secrets, salt)
+        except JWTDecodeError as exc:
+            log.info("authsession: get_token rejected the token: %s", exc.reason)
+            return None
+    try:
+        claims, _ = decode_found(found, secrets, candidates)
+    except JWTDecodeError as exc:
+        log.info("authsession: get_token rejected the token: %s", exc.reason)
+        return None
+    return claims
+
+
+def _secrets_for_get_token(secret: Any) -> tuple[str, ...]:
+    if secret is not None:
+        return AuthConfig._normalize_secret(secret)
+    if _default is not None and _default.config.secrets:
+        return _default.config.secrets
+    secrets = secrets_from_env()
+    if not secrets:
+        raise ConfigurationError(
+            "get_token needs a secret: pass secret=, configure a runtime, or set AUTH_SECRET"
+        )
+    return secrets

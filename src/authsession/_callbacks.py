@@ -1,0 +1,76 @@
+"""User callbacks (``session``, ``jwt``) with Auth.js semantics, plain or async.
+
+Auth.js hands a callback one object and the callback destructures what it
+needs. The Python equivalent is keyword arguments; to let a callback declare
+only the ones it uses (``def session(session, token)``), each callback's
+signature is read once at configuration time and only accepted keywords are
+passed.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ._errors import ConfigurationError
+
+_NAMES = ("session", "jwt")
+
+
+@dataclass(frozen=True, slots=True)
+class Callback:
+    func: Callable[..., Any]
+    accepts: frozenset[str] | None  # None: takes **kwargs, so everything
+
+    @classmethod
+    def wrap(cls, name: str, func: object) -> Callback:
+        if not callable(func):
+            raise ConfigurationError(
+                f"callbacks[{name!r}] must be callable, got {type(func).__name__}"
+            )
+        try:
+            params = inspect.signature(func).parameters.values()
+        except (TypeError, ValueError):  # some builtins and C callables
+            return cls(func, None)
+        if any(p.kind is p.VAR_KEYWORD for p in params):
+            return cls(func, None)
+        accepts = frozenset(
+            p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        )
+        return cls(func, accepts)
+
+    def call(self, **kwargs: Any) -> Any:
+        """Call with the keywords the function accepts; may return an awaitable."""
+        if self.accepts is not None:
+            kwargs = {key: value for key, value in kwargs.items() if key in self.accepts}
+        return self.func(**kwargs)
+
+
+@dataclass(frozen=True, slots=True)
+class Callbacks:
+    """The callbacks of an ``AuthConfig``; absent ones use Auth.js's defaults."""
+
+    session: Callback | None = None
+    jwt: Callback | None = None
+
+    @classmethod
+    def from_user(cls, value: object) -> Callbacks:
+        """Accept a mapping ``{"session": f, "jwt": g}`` or any object with those attributes."""
+        if value is None:
+            return cls()
+        if isinstance(value, Callbacks):
+            return value
+        if isinstance(value, Mapping):
+            unknown = set(value) - set(_NAMES)
+            if unknown:
+                raise ConfigurationError(
+                    f"unknown callbacks {sorted(unknown)!r}: authsession runs {list(_NAMES)!r}"
+                )
+            found = {name: value.get(name) for name in _NAMES}
+        else:
+            found = {name: getattr(value, name, None) for name in _NAMES}
+        return cls(
+            **{name: Callback.wrap(name, func) for name, func in found.items() if func is not None}
+        )

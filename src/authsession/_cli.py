@@ -1,0 +1,67 @@
+"""The ``authsession`` command line: ``decode`` and ``secret``."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import secrets
+import sys
+from collections.abc import Sequence
+
+from .jwt import decode
+from .jwt import v4 as jwt_v4
+from .jwt._errors import JWTDecodeError
+
+
+def _cmd_secret(args: argparse.Namespace) -> int:
+    # 32 random bytes, base64: what `npx auth secret` generates for AUTH_SECRET.
+    print(base64.b64encode(secrets.token_bytes(args.bytes)).decode())
+    return 0
+
+
+def _cmd_decode(args: argparse.Namespace) -> int:
+    secret = args.secret or os.environ.get("AUTH_SECRET") or os.environ.get("NEXTAUTH_SECRET")
+    if not secret:
+        print("error: pass --secret or set AUTH_SECRET", file=sys.stderr)
+        return 2
+    from_stdin = args.token == "-"  # noqa: S105 (the stdin marker, not a credential)
+    text = sys.stdin.read().strip() if from_stdin else args.token
+    try:
+        claims = jwt_v4.decode(text, secret) if args.v4 else decode(text, secret, args.salt)
+    except JWTDecodeError as exc:
+        print(f"error: cannot decode token: {exc.reason}", file=sys.stderr)
+        return 1
+    print(json.dumps(claims, indent=2, ensure_ascii=False))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="authsession", description="Auth.js / NextAuth sessions for Python."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    dec = commands.add_parser("decode", help="decrypt a session token and print its claims")
+    dec.add_argument("token", help="the token (a cookie value); '-' reads it from stdin")
+    dec.add_argument("--secret", help="the Auth.js secret (default: $AUTH_SECRET)")
+    fmt = dec.add_mutually_exclusive_group()
+    fmt.add_argument(
+        "--salt",
+        default="authjs.session-token",
+        help="Auth.js v5 salt: the cookie name (default: authjs.session-token)",
+    )
+    fmt.add_argument("--v4", action="store_true", help="a NextAuth v4 token")
+    dec.set_defaults(func=_cmd_decode)
+
+    sec = commands.add_parser("secret", help="print a new random secret for AUTH_SECRET")
+    sec.add_argument("--bytes", type=int, default=32, help="random bytes (default: 32)")
+    sec.set_defaults(func=_cmd_secret)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result

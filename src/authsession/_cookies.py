@@ -1,0 +1,246 @@
+"""Auth.js session cookies: names, reading (chunks joined), writing (chunks split).
+
+Sans-I/O: plain strings and mappings in, plain values out. The protocol shells
+and the response adapters turn ``CookieWrite`` values into headers or
+``set_cookie`` calls.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from email.utils import format_datetime
+from urllib.parse import unquote
+
+log = logging.getLogger("authsession")
+
+SECURE_PREFIX = "__Secure-"
+V5_NAME = "authjs.session-token"
+V4_NAME = "next-auth.session-token"
+
+# Auth.js: a cookie may be 4096 bytes, of which about 160 go to its name and
+# attributes, so values are cut into 3936-character chunks.
+ALLOWED_COOKIE_SIZE = 4096
+ESTIMATED_EMPTY_COOKIE_SIZE = 160
+CHUNK_SIZE = ALLOWED_COOKIE_SIZE - ESTIMATED_EMPTY_COOKIE_SIZE
+
+# Bounds on what we are willing to join and decrypt. Real sessions are a few
+# KB; a browser keeps ~180 cookies per site. Past these the request is treated
+# as having no session (and a warning says why).
+MAX_SESSION_CHARS = 64 * 1024
+MAX_CHUNKS = 32
+
+# Every session cookie name contains this, so a header without it is skipped
+# without parsing: the common case for anonymous traffic.
+_MARKER = "session-token"
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True, slots=True)
+class CookieName:
+    """A session cookie name and what it implies: token format and ``Secure``."""
+
+    name: str
+    version: int  # 5: Auth.js (salt = name), 4: NextAuth (empty salt)
+
+    @property
+    def secure(self) -> bool:
+        return self.name.startswith(SECURE_PREFIX)
+
+
+def version_for(name: str) -> int:
+    """NextAuth v4 names carry ``next-auth``; every other name is Auth.js v5."""
+    return 4 if "next-auth" in name else 5
+
+
+def candidate_names(cookie_name: str | None, secure_cookie: bool | None) -> tuple[CookieName, ...]:
+    """The names to look for, most specific first.
+
+    An explicit ``cookie_name`` is the only one read. Otherwise ``secure_cookie``
+    picks the ``__Secure-`` or plain names, and ``None`` reads both, v5 first.
+    """
+    if cookie_name:
+        return (CookieName(cookie_name, version_for(cookie_name)),)
+    names: list[CookieName] = []
+    for base, version in ((V5_NAME, 5), (V4_NAME, 4)):
+        if secure_cookie is not False:
+            names.append(CookieName(SECURE_PREFIX + base, version))
+        if secure_cookie is not True:
+            names.append(CookieName(base, version))
+    return tuple(names)
+
+
+def _clean_value(value: str) -> str:
+    value = value.strip()
+    if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+        value = value[1:-1]
+    if "%" in value:
+        # The `cookie` package Auth.js uses percent-decodes values and keeps
+        # the raw value when the encoding is malformed; so do we.
+        with contextlib.suppress(UnicodeDecodeError):
+            value = unquote(value, errors="strict")
+    return value
+
+
+def parse_session_cookies(header: str) -> dict[str, str]:
+    """The session-token cookies from a ``Cookie`` header; other cookies are ignored.
+
+    The first occurrence of a name wins, as in the ``cookie`` package.
+    """
+    found: dict[str, str] = {}
+    if _MARKER not in header:
+        return found
+    for part in header.split(";"):
+        name, sep, value = part.partition("=")
+        if not sep:
+            continue
+        name = name.strip()
+        if _MARKER in name and name not in found:
+            found[name] = _clean_value(value)
+    return found
+
+
+def session_cookies_from_mapping(cookies: Mapping[str, str]) -> dict[str, str]:
+    """The session-token entries of an already-parsed cookie mapping."""
+    return {
+        name: value
+        for name, value in cookies.items()
+        if isinstance(name, str) and _MARKER in name and isinstance(value, str)
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class FoundCookie:
+    """A session value as read, and every cookie name it came from (for clean-up).
+
+    ``spec`` is None for a token that came from an ``Authorization`` header.
+    """
+
+    spec: CookieName | None
+    value: str
+    names: tuple[str, ...]
+
+
+def find_session_cookie(
+    cookies: Mapping[str, str], candidates: Iterable[CookieName]
+) -> FoundCookie | None:
+    """The first candidate present, whole or chunked; chunks joined by index."""
+    for spec in candidates:
+        whole = cookies.get(spec.name)
+        if whole:
+            if len(whole) > MAX_SESSION_CHARS:
+                log.warning(
+                    "authsession: %s cookie is %d characters, over the %d limit; ignored",
+                    spec.name,
+                    len(whole),
+                    MAX_SESSION_CHARS,
+                )
+                return None
+            return FoundCookie(spec, whole, _related_names(cookies, spec.name))
+        joined = _join_chunks(cookies, spec.name)
+        if joined is not None:
+            if not joined:
+                return None
+            return FoundCookie(spec, joined, _related_names(cookies, spec.name))
+    return None
+
+
+def _join_chunks(cookies: Mapping[str, str], name: str) -> str | None:
+    """``name.0``, ``name.1``, … joined in index order; None when there is no ``name.0``.
+
+    Returns "" (refuse) when the chunks exceed the count or size bounds.
+    """
+    prefix = name + "."
+    if prefix + "0" not in cookies:
+        return None
+    parts: list[str] = []
+    total = 0
+    for index in range(MAX_CHUNKS + 1):
+        value = cookies.get(f"{prefix}{index}")
+        if not value:
+            break
+        if index == MAX_CHUNKS:
+            log.warning(
+                "authsession: %s is split into more than %d chunks; ignored", name, MAX_CHUNKS
+            )
+            return ""
+        total += len(value)
+        if total > MAX_SESSION_CHARS:
+            log.warning(
+                "authsession: %s chunks exceed %d characters; ignored", name, MAX_SESSION_CHARS
+            )
+            return ""
+        parts.append(value)
+    return "".join(parts)
+
+
+def _related_names(cookies: Mapping[str, str], name: str) -> tuple[str, ...]:
+    prefix = name + "."
+    return tuple(
+        key
+        for key in cookies
+        if key == name or (key.startswith(prefix) and key[len(prefix) :].isdigit())
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CookieWrite:
+    """One ``Set-Cookie`` to send. ``expires=None`` with ``max_age=0`` deletes."""
+
+    name: str
+    value: str
+    expires: datetime | None
+    secure: bool
+    max_age: int | None = None
+    path: str = "/"
+    httponly: bool = True
+    samesite: str = "lax"
+
+    def header_value(self) -> str:
+        parts = [f"{self.name}={self.value}", f"Path={self.path}"]
+        if self.max_age is not None:
+            parts.append(f"Max-Age={self.max_age}")
+        expires = (
+            self.expires if self.expires is not None else (_EPOCH if self.max_age == 0 else None)
+        )
+        if expires is not None:
+            parts.append(
+                "Expires=" + format_datetime(expires.astimezone(timezone.utc), usegmt=True)
+            )
+        if self.httponly:
+            parts.append("HttpOnly")
+        if self.secure:
+            parts.append("Secure")
+        parts.append("SameSite=" + self.samesite.capitalize())
+        return "; ".join(parts)
+
+
+def chunk_cookies(
+    name: str, value: str, expires: datetime, existing: Iterable[str] = ()
+) -> list[CookieWrite]:
+    """Cookies that store ``value`` under ``name`` the way Auth.js does.
+
+    One cookie when it fits, else ``name.0``, ``name.1``, …; every other name
+    in ``existing`` (stale chunks, or the unchunked name) is cleared.
+    """
+    secure = name.startswith(SECURE_PREFIX)
+    if len(value) <= CHUNK_SIZE:
+        writes = [CookieWrite(name, value, expires, secure)]
+    else:
+        writes = [
+            CookieWrite(f"{name}.{i}", value[start : start + CHUNK_SIZE], expires, secure)
+            for i, start in enumerate(range(0, len(value), CHUNK_SIZE))
+        ]
+    written = {w.name for w in writes}
+    writes.extend(clear_cookies(n for n in existing if n not in written))
+    return writes
+
+
+def clear_cookies(names: Iterable[str]) -> list[CookieWrite]:
+    return [
+        CookieWrite(n, "", None, n.startswith(SECURE_PREFIX), max_age=0)
+        for n in dict.fromkeys(names)
+    ]

@@ -1,0 +1,156 @@
+"""Every input form ``get_server_session`` accepts, reduced to one view.
+
+The view carries only what resolution needs: the session-token cookies, the
+``Authorization`` header, where a resolved session may already sit (the
+middleware's scope or environ) and where refreshed cookies go. Frameworks are
+recognised by shape (``.scope``, ``.environ``, ``.META``, ``.headers``), never
+by import, so importing authsession imports no framework.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, MutableMapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._cookies import parse_session_cookies, session_cookies_from_mapping
+
+SCOPE_KEY = "authsession"
+_EMPTY: dict[str, str] = {}
+
+
+@dataclass(slots=True)
+class RequestView:
+    cookies: Mapping[str, str] = field(default_factory=dict)
+    authorization: str | None = None
+    # The ASGI scope or WSGI environ when the input came from one: a session
+    # the middleware already resolved is read from there.
+    store: MutableMapping[str, Any] | None = None
+    response: Any = None
+    https: bool | None = None
+
+
+# Set by the middleware for the duration of a request, so that
+# get_server_session() with no argument finds the current request.
+current_request: ContextVar[RequestView | None] = ContextVar("authsession_request", default=None)
+
+
+def view_from_scope(scope: MutableMapping[str, Any]) -> RequestView:
+    cookie = authorization = None
+    for name, value in scope.get("headers") or ():
+        if name == b"cookie":
+            # Several Cookie headers are allowed over HTTP/2; join them.
+            text = value.decode("latin-1")
+            cookie = text if cookie is None else f"{cookie}; {text}"
+        elif name == b"authorization":
+            authorization = value.decode("latin-1")
+    return RequestView(
+        cookies=parse_session_cookies(cookie) if cookie else _EMPTY,
+        authorization=authorization,
+        store=scope,
+        https=scope.get("scheme") in ("https", "wss"),
+    )
+
+
+def view_from_environ(environ: MutableMapping[str, Any]) -> RequestView:
+    cookie = environ.get("HTTP_COOKIE")
+    if isinstance(cookie, bytes):
+        cookie = cookie.decode("latin-1")
+    return RequestView(
+        cookies=parse_session_cookies(cookie) if cookie else _EMPTY,
+        authorization=environ.get("HTTP_AUTHORIZATION"),
+        store=environ,
+        https=environ.get("wsgi.url_scheme") == "https",
+    )
+
+
+def _header(headers: Any, name: str) -> str | None:
+    getter = getattr(headers, "get", None)
+    if getter is None:
+        return None
+    value = getter(name)
+    if value is None:
+        value = getter(name.title())
+    if value is None and isinstance(headers, Mapping):
+        for key, item in headers.items():
+            if isinstance(key, str) and key.lower() == name:
+                value = item
+                break
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    if isinstance(value, (list, tuple)):
+        value = (
+            "; ".join(str(v) for v in value) if name == "cookie" else (value[0] if value else None)
+        )
+    return value if isinstance(value, str) else None
+
+
+def view_from_headers(headers: Any) -> RequestView:
+    cookie = _header(headers, "cookie")
+    return RequestView(
+        cookies=parse_session_cookies(cookie) if cookie else _EMPTY,
+        authorization=_header(headers, "authorization"),
+    )
+
+
+def _is_scope(value: Mapping[str, Any]) -> bool:
+    return value.get("type") in ("http", "websocket") and "headers" in value
+
+
+def _is_environ(value: Mapping[str, Any]) -> bool:
+    return "REQUEST_METHOD" in value or "wsgi.version" in value
+
+
+def _looks_like_headers(value: Mapping[Any, Any]) -> bool:
+    for key in value:
+        if isinstance(key, str):
+            if "session-token" in key:
+                return False
+            if key.lower() in ("cookie", "authorization"):
+                return True
+    return False
+
+
+def to_view(source: Any) -> RequestView:
+    """Turn any accepted input into a ``RequestView``; unknown shapes give an empty view."""
+    if source is None:
+        current = current_request.get()
+        return current if current is not None else RequestView()
+    if isinstance(source, RequestView):
+        return source
+    if isinstance(source, tuple) and len(source) == 2:
+        view = to_view(source[0])
+        return RequestView(view.cookies, view.authorization, view.store, source[1], view.https)
+    if isinstance(source, str):
+        return RequestView(cookies=parse_session_cookies(source))
+    if isinstance(source, bytes):
+        return RequestView(cookies=parse_session_cookies(source.decode("latin-1")))
+    if isinstance(source, MutableMapping) and _is_scope(source):
+        return view_from_scope(source)
+    if isinstance(source, MutableMapping) and _is_environ(source):
+        return view_from_environ(source)
+    # Framework objects before plain mappings: Starlette's Request is itself
+    # a Mapping (over its scope) and must not be read as a cookie mapping.
+    # Starlette / FastAPI requests and websockets carry their ASGI scope.
+    scope = getattr(source, "scope", None)
+    if isinstance(scope, MutableMapping) and _is_scope(scope):
+        return view_from_scope(scope)
+    # Werkzeug / Flask requests carry their WSGI environ.
+    environ = getattr(source, "environ", None)
+    if isinstance(environ, MutableMapping) and _is_environ(environ):
+        return view_from_environ(environ)
+    # Django's HttpRequest (WSGI or ASGI) keeps CGI-style headers in META;
+    # the Django middleware stores its result there too.
+    meta = getattr(source, "META", None)
+    if isinstance(meta, MutableMapping):
+        return view_from_environ(meta)
+    if isinstance(source, Mapping):
+        if _looks_like_headers(source):
+            return view_from_headers(source)
+        return RequestView(cookies=session_cookies_from_mapping(source))
+    # Quart, aiohttp, httpx and most other request objects expose .headers.
+    headers = getattr(source, "headers", None)
+    if headers is not None:
+        return view_from_headers(headers)
+    return RequestView()

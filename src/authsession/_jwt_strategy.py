@@ -1,0 +1,202 @@
+"""The ``jwt`` strategy: the session lives in the encrypted cookie itself.
+
+Mirrors Auth.js's session endpoint: decode, run the ``jwt`` callback, build
+``{"user": {name, email, image}, "expires": now + max_age}``, run the
+``session`` callback. Where Auth.js re-encodes the cookie on every
+``/api/auth/session`` call, a server that reads the cookie on every request
+re-encodes it only once the token is ``update_age`` old, the sliding rule
+Auth.js applies to database sessions.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from ._bridge import Steps, maybe_await
+from ._cache import Entry
+from ._config import AuthConfig
+from ._cookies import CookieName, CookieWrite, FoundCookie, chunk_cookies, clear_cookies
+from ._errors import ConfigurationError
+from ._session import Session
+from ._time import iso_ms, to_datetime
+from ._tokens import decode_found
+from .jwt import encode as encode_v5
+from .jwt import v4 as jwt_v4
+from .jwt._errors import JWTDecodeError
+
+log = logging.getLogger("authsession")
+
+
+def default_token(user: Mapping[str, Any]) -> dict[str, Any]:
+    """The token Auth.js starts from at sign-in (absent fields stay absent, as in JSON)."""
+    token: dict[str, Any] = {}
+    for source, target in (("name", "name"), ("email", "email"), ("image", "picture")):
+        if source in user:
+            token[target] = user[source]
+    if user.get("id") is not None:
+        token["sub"] = str(user["id"])
+    return token
+
+
+def default_session(token: Mapping[str, Any], expires: str) -> dict[str, Any]:
+    """The session Auth.js builds from a token before the ``session`` callback."""
+    user: dict[str, Any] = {}
+    for source, target in (("name", "name"), ("email", "email"), ("picture", "image")):
+        if source in token:
+            user[target] = token[source]
+    return {"user": user, "expires": expires}
+
+
+class JwtStrategy:
+    def __init__(self, config: AuthConfig, candidates: tuple[CookieName, ...]) -> None:
+        self.config = config
+        self.candidates = candidates
+        self.secrets = config.secrets
+        self.callbacks = config.callback_set
+        self.cache_ttl = config.cache_options.ttl
+        self.negative_ttl = config.cache_options.negative_ttl
+
+    # -- reading -------------------------------------------------------------
+
+    def resolve(self, found: FoundCookie) -> Steps[Entry]:
+        """Steps from a found token to a cache entry (session or a remembered refusal)."""
+        now = time.time()
+        try:
+            claims, spec = decode_found(found, self.secrets, self.candidates)
+        except JWTDecodeError as exc:
+            log.info(
+                "authsession: %s rejected: %s",
+                found.spec.name if found.spec else "Bearer token",
+                exc.reason,
+            )
+            return Entry(None, time.monotonic() + self.negative_ttl)
+        token = yield from self._run_jwt_callback(claims)
+        if token is None:
+            # Auth.js: a jwt callback returning null ends the session and
+            # clears its cookies.
+            return Entry(
+                None, time.monotonic() + self.negative_ttl, tuple(clear_cookies(found.names))
+            )
+        session = yield from self._build_session(token, now)
+        writes: tuple[CookieWrite, ...] = ()
+        if found.spec is not None and self._refresh_due(token, now):
+            writes = tuple(self.cookie_writes(token, spec, now, found.names))
+        return Entry(session, self._deadline(token, now), writes)
+
+    def _run_jwt_callback(
+        self, token: dict[str, Any], **extra: Any
+    ) -> Steps[dict[str, Any] | None]:
+        callback = self.callbacks.jwt
+        if callback is None:
+            return token
+        result = yield from maybe_await(
+            callback.call(
+                token=token,
+                user=extra.get("user"),
+                account=extra.get("account"),
+                profile=extra.get("profile"),
+                trigger=extra.get("trigger"),
+                is_new_user=extra.get("is_new_user"),
+                session=extra.get("session"),
+            )
+        )
+        if result is None:
+            return None
+        if not isinstance(result, Mapping):
+            raise TypeError(
+                f"the jwt callback must return a dict or None, not {type(result).__name__}"
+            )
+        return dict(result)
+
+    def _build_session(
+        self, token: Mapping[str, Any], now: float, **extra: Any
+    ) -> Steps[Session | None]:
+        session = default_session(token, iso_ms(now + self.config.max_age))
+        callback = self.callbacks.session
+        if callback is not None:
+            session = yield from maybe_await(
+                callback.call(
+                    session=session,
+                    token=token,
+                    user=None,
+                    trigger=extra.get("trigger"),
+                    new_session=extra.get("new_session"),
+                )
+            )
+            if session is None:
+                return None
+            if not isinstance(session, Mapping):
+                raise TypeError(
+                    f"the session callback must return a dict or None, not {type(session).__name__}"
+                )
+        return Session(session)
+
+    def _refresh_due(self, token: Mapping[str, Any], now: float) -> bool:
+        iat = token.get("iat")
+        if not isinstance(iat, (int, float)):
+            return True
+        return now - iat >= self.config.update_age
+
+    def _deadline(self, token: Mapping[str, Any], now: float) -> float:
+        lifetime = self.cache_ttl
+        exp = token.get("exp")
+        if isinstance(exp, (int, float)) and not isinstance(exp, bool):
+            lifetime = min(lifetime, exp - now)
+        return time.monotonic() + lifetime
+
+    # -- writing -------------------------------------------------------------
+
+    def encode(self, token: Mapping[str, Any], spec: CookieName) -> str:
+        if not self.secrets:
+            raise ConfigurationError("writing a jwt session needs a secret")
+        if spec.version == 4:
+            return jwt_v4.encode(token, self.secrets[0], self.config.max_age)
+        return encode_v5(token, self.secrets, spec.name, self.config.max_age)
+
+    def cookie_writes(
+        self, token: Mapping[str, Any], spec: CookieName, now: float, existing: tuple[str, ...]
+    ) -> list[CookieWrite]:
+        value = self.encode(token, spec)
+        return chunk_cookies(spec.name, value, to_datetime(now + self.config.max_age), existing)
+
+    def sign_in(
+        self,
+        user: Mapping[str, Any],
+        spec: CookieName,
+        account: Any = None,
+        profile: Any = None,
+        is_new_user: bool = False,
+    ) -> Steps[tuple[str, list[CookieWrite]] | None]:
+        now = time.time()
+        token = yield from self._run_jwt_callback(
+            default_token(user),
+            user=dict(user),
+            account=account,
+            profile=profile,
+            is_new_user=is_new_user,
+            trigger="signUp" if is_new_user else "signIn",
+        )
+        if token is None:
+            return None
+        value = self.encode(token, spec)
+        expires = to_datetime(now + self.config.max_age)
+        return value, chunk_cookies(spec.name, value, expires, ())
+
+    def update(
+        self, found: FoundCookie, data: Any
+    ) -> Steps[tuple[Session | None, list[CookieWrite], str | None]]:
+        """Auth.js's ``update()``: the jwt callback sees ``trigger="update"`` and the data."""
+        now = time.time()
+        claims, spec = decode_found(found, self.secrets, self.candidates)
+        token = yield from self._run_jwt_callback(claims, trigger="update", session=data)
+        if token is None:
+            return None, clear_cookies(found.names), None
+        session = yield from self._build_session(token, now)
+        if found.spec is None:  # Bearer: nothing to write back
+            return session, [], None
+        value = self.encode(token, spec)
+        expires = to_datetime(now + self.config.max_age)
+        return session, chunk_cookies(spec.name, value, expires, found.names), value

@@ -1,0 +1,277 @@
+"""``AuthRuntime``: one configuration's strategy, cache and cookie rules.
+
+The request path is: read the token from the view, look it up in the cache,
+and only on a miss run the strategy's steps (once per token at a time, thanks
+to single flight). The async and sync entry points differ only in how they
+drive those steps and how they wait for another caller's resolution.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from concurrent.futures import Future
+from typing import Any
+
+from ._bridge import drive_async, drive_sync
+from ._cache import Entry, SessionCache, token_key
+from ._config import AuthConfig
+from ._cookies import CookieName, FoundCookie, candidate_names, clear_cookies
+from ._errors import ConfigurationError
+from ._inputs import SCOPE_KEY, RequestView, to_view
+from ._jwt_strategy import JwtStrategy
+from ._responses import apply_writes
+from ._session import Session
+from ._tokens import find_token
+
+log = logging.getLogger("authsession")
+_MISSING: Any = object()
+
+
+class AuthRuntime:
+    """Resolves and writes sessions for one ``AuthConfig``; holds its cache."""
+
+    mode = "local"
+
+    def __init__(self, config: AuthConfig) -> None:
+        if not isinstance(config, AuthConfig):
+            raise ConfigurationError(
+                f"AuthRuntime needs an AuthConfig, got {type(config).__name__}"
+            )
+        self.config = config
+        self.candidates = candidate_names(config.cookie_name, config.secure_cookie)
+        self.cache = SessionCache(config.cache_options)
+        if config.strategy != "jwt":
+            raise ConfigurationError(
+                f"strategy={config.strategy!r} is not available in this version of authsession"
+            )
+        self.strategy = JwtStrategy(config, self.candidates)
+
+    def __repr__(self) -> str:
+        return f"AuthRuntime({self.config!r})"
+
+    # -- reading -------------------------------------------------------------
+
+    def _lookup(self, view: RequestView) -> tuple[Any, FoundCookie | None, bytes, Entry | None]:
+        """Everything before I/O: a stored result, the token, its key, a cached entry."""
+        store = view.store
+        if store is not None:
+            stored = store.get(SCOPE_KEY, _MISSING)
+            if stored is not _MISSING:
+                return stored, None, b"", None
+        found = find_token(view, self.candidates)
+        if found is None:
+            return None, None, b"", None
+        key = token_key(found.value)
+        return _MISSING, found, key, self.cache.get(key)
+
+    def _finish(self, view: RequestView, entry: Entry | None) -> Session | None:
+        if entry is None:
+            return None
+        if entry.writes and view.response is not None:
+            apply_writes(view.response, entry.writes)
+        return entry.session
+
+    async def get_session(self, source: Any = None) -> Session | None:
+        """The session for any accepted input (see ``get_server_session``)."""
+        view = to_view(source)
+        stored, found, key, entry = self._lookup(view)
+        if found is None:
+            return stored if stored is not _MISSING else None
+        if entry is None:
+            future, leader = self.cache.claim(key)
+            if leader:
+                entry = await self._lead_async(key, found, future)
+            else:
+                entry = await self._follow_async(future)
+        return self._finish(view, entry)
+
+    def get_session_sync(self, source: Any = None) -> Session | None:
+        """``get_session`` for sync code (WSGI, Flask, Django views)."""
+        view = to_view(source)
+        stored, found, key, entry = self._lookup(view)
+        if found is None:
+            return stored if stored is not _MISSING else None
+        if entry is None:
+            future, leader = self.cache.claim(key)
+            entry = self._lead_sync(key, found, future) if leader else self._follow_sync(future)
+        return self._finish(view, entry)
+
+    async def _lead_async(
+        self, key: bytes, found: FoundCookie, future: Future[Entry]
+    ) -> Entry | None:
+        entry: Entry | None = None
+        error: BaseException | None = None
+        try:
+            entry = await drive_async(self.strategy.resolve(found))
+        except Exception as exc:
+            error = exc
+            _log_failure(exc)
+        except BaseException as exc:  # cancelled: waiters must not see a CancelledError
+            error = RuntimeError("session resolution was cancelled")
+            raise exc
+        finally:
+            self.cache.settle(key, future, entry, error)
+        return entry
+
+    def _lead_sync(self, key: bytes, found: FoundCookie, future: Future[Entry]) -> Entry | None:
+        entry: Entry | None = None
+        error: BaseException | None = None
+        try:
+            entry = drive_sync(self.strategy.resolve(found))
+        except Exception as exc:
+            error = exc
+            _log_failure(exc)
+        except BaseException as exc:
+            error = RuntimeError("session resolution was interrupted")
+            raise exc
+        finally:
+            self.cache.settle(key, future, entry, error)
+        return entry
+
+    async def _follow_async(self, future: Future[Entry]) -> Entry | None:
+        try:
+            return await SessionCache.wait_async(future)
+        except Exception:  # the leader logged it
+            return None
+
+    def _follow_sync(self, future: Future[Entry]) -> Entry | None:
+        try:
+            return future.result()
+        except Exception:
+            return None
+
+    # -- writing -------------------------------------------------------------
+
+    def _write_name(self, view: RequestView | None) -> CookieName:
+        """The cookie a new session is written under."""
+        config = self.config
+        if config.cookie_name:
+            return self.candidates[0]
+        secure = config.secure_cookie
+        if secure is None:
+            secure = bool(view is not None and view.https)
+        for spec in self.candidates:
+            if spec.version == 5 and spec.secure == secure:
+                return spec
+        return self.candidates[0]
+
+    async def sign_in(
+        self,
+        user: Mapping[str, Any],
+        response: Any = None,
+        *,
+        request: Any = None,
+        account: Any = None,
+        profile: Any = None,
+        is_new_user: bool = False,
+    ) -> str:
+        """Start a session for ``user``; returns the new token and writes its cookies."""
+        return self._finish_sign_in(
+            await drive_async(self._sign_in_steps(user, request, account, profile, is_new_user)),
+            response,
+        )
+
+    def sign_in_sync(
+        self,
+        user: Mapping[str, Any],
+        response: Any = None,
+        *,
+        request: Any = None,
+        account: Any = None,
+        profile: Any = None,
+        is_new_user: bool = False,
+    ) -> str:
+        return self._finish_sign_in(
+            drive_sync(self._sign_in_steps(user, request, account, profile, is_new_user)),
+            response,
+        )
+
+    def _sign_in_steps(
+        self, user: Mapping[str, Any], request: Any, account: Any, profile: Any, is_new_user: bool
+    ) -> Any:
+        if not isinstance(user, Mapping):
+            raise TypeError(f"sign_in needs a user dict, got {type(user).__name__}")
+        spec = self._write_name(to_view(request) if request is not None else None)
+        return self.strategy.sign_in(user, spec, account, profile, is_new_user)
+
+    def _finish_sign_in(self, result: Any, response: Any) -> str:
+        if result is None:
+            raise PermissionError("the jwt callback refused the sign-in (returned None)")
+        value, writes = result
+        apply_writes(response, writes)
+        return str(value)
+
+    async def sign_out(self, source: Any, response: Any = None) -> None:
+        """End the session: forget it here and clear every cookie chunk."""
+        self._sign_out(source, response)
+
+    def sign_out_sync(self, source: Any, response: Any = None) -> None:
+        self._sign_out(source, response)
+
+    def _sign_out(self, source: Any, response: Any) -> None:
+        view = to_view(source)
+        response = response if response is not None else view.response
+        found = find_token(view, self.candidates)
+        names: tuple[str, ...] = ()
+        if found is not None:
+            self.cache.invalidate(token_key(found.value))
+            names = found.names
+        if view.store is not None and SCOPE_KEY in view.store:
+            view.store[SCOPE_KEY] = None
+        if not names:
+            names = (self._write_name(view).name,)
+        apply_writes(response, clear_cookies(names))
+
+    async def update_session(self, source: Any, data: Any, response: Any = None) -> Session | None:
+        """Auth.js ``update()``: re-run the callbacks with ``trigger="update"``."""
+        view = to_view(source)
+        found = find_token(view, self.candidates)
+        if found is None:
+            return None
+        try:
+            result = await drive_async(self.strategy.update(found, data))
+        except Exception as exc:
+            _log_failure(exc)
+            return None
+        return self._finish_update(view, found, result, response)
+
+    def update_session_sync(self, source: Any, data: Any, response: Any = None) -> Session | None:
+        view = to_view(source)
+        found = find_token(view, self.candidates)
+        if found is None:
+            return None
+        try:
+            result = drive_sync(self.strategy.update(found, data))
+        except Exception as exc:
+            _log_failure(exc)
+            return None
+        return self._finish_update(view, found, result, response)
+
+    def _finish_update(
+        self, view: RequestView, found: FoundCookie, result: Any, response: Any
+    ) -> Session | None:
+        session, writes, new_token = result
+        self.cache.invalidate(token_key(found.value))
+        if session is not None and new_token is not None:
+            self.cache.put(
+                token_key(new_token),
+                Entry(session, time.monotonic() + self.config.cache_options.ttl),
+            )
+        if view.store is not None and SCOPE_KEY in view.store:
+            view.store[SCOPE_KEY] = session
+        apply_writes(response if response is not None else view.response, writes)
+        return session  # type: ignore[no-any-return]
+
+    def cache_stats(self) -> dict[str, Any]:
+        return self.cache.stats()
+
+
+def _log_failure(exc: BaseException) -> None:
+    log.error(
+        "authsession: session resolution failed (%s: %s); treating the request as signed out",
+        type(exc).__name__,
+        exc,
+        exc_info=exc,
+    )

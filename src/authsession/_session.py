@@ -1,0 +1,93 @@
+"""The Session: a read-only dict, JSON-identical to ``GET /api/auth/session``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NoReturn
+
+
+def _freeze(value: Any) -> Any:
+    if type(value) is dict or (isinstance(value, Mapping) and not isinstance(value, AttrDict)):
+        return AttrDict(value)
+    if type(value) is list:
+        return [_freeze(item) for item in value]
+    return value
+
+
+def _thaw(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {key: _thaw(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_thaw(item) for item in value]
+    return value
+
+
+class AttrDict(dict[str, Any]):
+    """A read-only dict whose keys also read as attributes (``session.user.name``).
+
+    Read-only because one resolved session is cached and handed to every
+    request that carries the same token: a write by one request must not leak
+    into the next. ``to_dict()`` returns a mutable deep copy.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, data: Mapping[str, Any] | None = None, /) -> None:
+        if data:
+            dict.__init__(self, {key: _freeze(value) for key, value in data.items()})
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(
+                f"{type(self).__name__} has no key {name!r}; use .get({name!r}) for optional keys"
+            ) from None
+
+    def _read_only(self, *args: object, **kwargs: object) -> NoReturn:
+        raise TypeError(
+            "sessions are shared between requests and read-only; "
+            "call .to_dict() for a copy you can change"
+        )
+
+    __setitem__ = _read_only
+    __delitem__ = _read_only
+    __setattr__ = _read_only
+    __delattr__ = _read_only
+    __ior__ = _read_only
+    clear = _read_only
+    pop = _read_only
+    popitem = _read_only
+    setdefault = _read_only
+    update = _read_only
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain, mutable deep copy."""
+        result: dict[str, Any] = _thaw(self)
+        return result
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.to_dict(),))
+
+    def __copy__(self) -> AttrDict:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> AttrDict:
+        return self
+
+
+class Session(AttrDict):
+    """The signed-in user's session.
+
+    ``session["user"]["name"]``, ``session.user.name`` and ``session.expires``
+    (an ISO 8601 string with milliseconds and ``Z``) all work, and
+    ``json.dumps(session)`` gives exactly what Auth.js's session endpoint
+    returns for the same callbacks.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        # Sessions carry personal data: a repr that lands in a log shows the
+        # shape, not the values.
+        return f"Session(keys={sorted(self)!r}, expires={self.get('expires')!r})"

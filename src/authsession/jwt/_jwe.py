@@ -1,0 +1,156 @@
+"""Compact JWE with ``alg: dir``: the only shape Auth.js and NextAuth write.
+
+Hand-written on ``cryptography`` primitives rather than through joserfc's
+``decrypt_compact``: decoding is on the per-request path, and the general
+implementation measured about 2.3x slower than these few primitive calls
+(``benchmarks/jwt_decode.py`` prints both). joserfc stays the reference the
+tests check this module against.
+
+Only two content encryptions exist here, because Auth.js only ever uses them:
+``A256CBC-HS512`` (RFC 7518 5.2.5, Auth.js v5's default) and ``A256GCM``
+(NextAuth v4, and accepted by v5's decoder).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import os
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from ._errors import JWTDecodeError
+
+CBC_HS512 = "A256CBC-HS512"
+GCM = "A256GCM"
+KEY_LENGTHS = {CBC_HS512: 64, GCM: 32}
+
+# A header string is the same for every token made with one key, so parsing
+# it once and reusing the result saves a base64 and a JSON decode per request.
+# Only valid headers are kept, and only a few: an attacker sending endless
+# distinct headers gets no memory from us.
+_HEADER_CACHE: dict[str, dict[str, Any]] = {}
+_HEADER_CACHE_MAX = 64
+# Compact JWEs from Auth.js are well under this; the bound keeps a hostile
+# header from costing a large JSON parse.
+_MAX_HEADER_CHARS = 1024
+
+
+def b64url_decode(data: str) -> bytes:
+    """Decode unpadded base64url strictly: any character outside the alphabet fails."""
+    try:
+        raw = data.encode("ascii")
+    except UnicodeEncodeError:
+        raise JWTDecodeError("invalid base64url: non-ASCII characters") from None
+    if b"=" in raw or b"+" in raw or b"/" in raw:
+        raise JWTDecodeError("invalid base64url: padding or non-url alphabet")
+    try:
+        return base64.urlsafe_b64decode(raw + b"=" * (-len(raw) % 4))
+    except (binascii.Error, ValueError):
+        raise JWTDecodeError("invalid base64url") from None
+
+
+def b64url_encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def parse_header(encoded: str) -> dict[str, Any]:
+    """Parse and vet a protected header; raise JWTDecodeError for anything Auth.js would refuse."""
+    cached = _HEADER_CACHE.get(encoded)
+    if cached is not None:
+        return cached
+    if len(encoded) > _MAX_HEADER_CHARS:
+        raise JWTDecodeError("protected header too large")
+    try:
+        header = json.loads(b64url_decode(encoded))
+    except (ValueError, UnicodeDecodeError):
+        raise JWTDecodeError("protected header is not JSON") from None
+    if not isinstance(header, dict):
+        raise JWTDecodeError("protected header is not a JSON object")
+    if header.get("alg") != "dir":
+        raise JWTDecodeError(f"unsupported alg {header.get('alg')!r}: only 'dir' is accepted")
+    enc = header.get("enc")
+    if enc not in KEY_LENGTHS:
+        raise JWTDecodeError(f"unsupported enc {enc!r}: expected {CBC_HS512} or {GCM}")
+    if "zip" in header:
+        raise JWTDecodeError("compressed JWEs ('zip' header) are not accepted")
+    if "crit" in header:
+        raise JWTDecodeError("'crit' header names extensions this decoder does not implement")
+    kid = header.get("kid")
+    if kid is not None and not isinstance(kid, str):
+        raise JWTDecodeError("'kid' header is not a string")
+    if len(_HEADER_CACHE) >= _HEADER_CACHE_MAX:
+        _HEADER_CACHE.clear()
+    _HEADER_CACHE[encoded] = header
+    return header
+
+
+def split(token: str) -> tuple[str, str, str, str, str]:
+    parts = token.split(".")
+    if len(parts) != 5:
+        raise JWTDecodeError(f"not a compact JWE: {len(parts)} segments instead of 5")
+    header, encrypted_key, iv, ciphertext, tag = parts
+    if encrypted_key:
+        raise JWTDecodeError("'dir' JWE must have an empty encrypted key segment")
+    return header, encrypted_key, iv, ciphertext, tag
+
+
+def decrypt(enc: str, key: bytes, header_b64: str, iv_b64: str, ct_b64: str, tag_b64: str) -> bytes:
+    """Authenticate and decrypt one compact JWE body; raise JWTDecodeError on any failure."""
+    iv = b64url_decode(iv_b64)
+    ciphertext = b64url_decode(ct_b64)
+    tag = b64url_decode(tag_b64)
+    aad = header_b64.encode("ascii")
+    if enc == CBC_HS512:
+        if len(iv) != 16 or len(tag) != 32 or not ciphertext or len(ciphertext) % 16:
+            raise JWTDecodeError("malformed A256CBC-HS512 segments")
+        mac_key, enc_key = key[:32], key[32:]
+        al = (len(aad) * 8).to_bytes(8, "big")
+        expected = hmac.new(mac_key, aad + iv + ciphertext + al, hashlib.sha512).digest()[:32]
+        if not hmac.compare_digest(expected, tag):
+            raise JWTDecodeError("authentication tag mismatch (wrong secret or salt, or tampered)")
+        decryptor = Cipher(algorithms.AES(enc_key), modes.CBC(iv)).decryptor()
+        padded = decryptor.update(ciphertext) + decryptor.finalize()
+        pad = padded[-1]
+        # The tag already proved the ciphertext is ours, so a bad pad means a
+        # buggy encoder rather than an attack; still refuse it.
+        if not 1 <= pad <= 16 or padded[-pad:] != bytes([pad]) * pad:
+            raise JWTDecodeError("invalid padding")
+        return padded[:-pad]
+    if len(iv) != 12 or len(tag) != 16:
+        raise JWTDecodeError("malformed A256GCM segments")
+    try:
+        return AESGCM(key).decrypt(iv, ciphertext + tag, aad)
+    except InvalidTag:
+        raise JWTDecodeError(
+            "authentication tag mismatch (wrong secret or salt, or tampered)"
+        ) from None
+
+
+def encrypt(enc: str, key: bytes, header: dict[str, Any], plaintext: bytes) -> str:
+    """Produce a compact JWE string; the header is written in the given key order."""
+    header_b64 = b64url_encode(json.dumps(header, separators=(",", ":")).encode())
+    aad = header_b64.encode("ascii")
+    if enc == CBC_HS512:
+        iv = os.urandom(16)
+        mac_key, enc_key = key[:32], key[32:]
+        pad = 16 - len(plaintext) % 16
+        encryptor = Cipher(algorithms.AES(enc_key), modes.CBC(iv)).encryptor()
+        ciphertext = encryptor.update(plaintext + bytes([pad]) * pad) + encryptor.finalize()
+        al = (len(aad) * 8).to_bytes(8, "big")
+        tag = hmac.new(mac_key, aad + iv + ciphertext + al, hashlib.sha512).digest()[:32]
+    elif enc == GCM:
+        iv = os.urandom(12)
+        sealed = AESGCM(key).encrypt(iv, plaintext, aad)
+        ciphertext, tag = sealed[:-16], sealed[-16:]
+    else:
+        raise ValueError(f"unsupported enc {enc!r}")
+    return ".".join(
+        (header_b64, "", b64url_encode(iv), b64url_encode(ciphertext), b64url_encode(tag))
+    )

@@ -1,0 +1,270 @@
+"""authsession.jwt and authsession.jwt.v4: formats, rotation, and every kind of bad token."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import time
+
+import pytest
+from joserfc import jwe
+from joserfc.jwk import OctKey
+
+from authsession import jwt
+from authsession.jwt import JWTDecodeError, _jwe
+from authsession.jwt import v4 as jwt_v4
+from authsession.jwt._keys import hkdf_sha256, v4_key, v5_key
+
+SALT = "authjs.session-token"
+SECURE_SALT = "__Secure-authjs.session-token"
+SECRET = "s3cr3t"
+USER = {"name": "Ada", "email": "ada@example.com", "picture": "https://x/ada.png", "sub": "42"}
+REGISTRY = jwe.JWERegistry(algorithms=["dir", "A256CBC-HS512", "A256GCM"])
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def header_of(token: str) -> dict:
+    return json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
+
+
+def make(header: dict, payload: object, key: bytes, enc: str = "A256CBC-HS512") -> str:
+    """A token with an arbitrary header/payload, encrypted with a real key."""
+    return _jwe.encrypt(enc, key, header, json.dumps(payload).encode())
+
+
+# -- format -------------------------------------------------------------------
+
+
+def test_v5_round_trip_adds_iat_exp_jti_after_the_claims():
+    before = int(time.time())
+    token = jwt.encode(USER, SECRET, SALT, max_age=60)
+    claims = jwt.decode(token, SECRET, SALT)
+    assert list(claims) == ["name", "email", "picture", "sub", "iat", "exp", "jti"]
+    assert claims["iat"] >= before and claims["exp"] == claims["iat"] + 60
+    assert len(claims["jti"]) == 36
+
+
+def test_v5_header_is_dir_cbc_hs512_with_thumbprint_kid():
+    token = jwt.encode(USER, SECRET, SALT)
+    key = hkdf_sha256(SECRET, SALT, f"Auth.js Generated Encryption Key ({SALT})", 64)
+    # RFC 7638 thumbprint over {"k","kty"}, hashed with SHA-512 for a 512-bit key (as jose does)
+    canonical = json.dumps({"k": b64(key), "kty": "oct"}, separators=(",", ":")).encode()
+    kid = b64(hashlib.sha512(canonical).digest())
+    assert header_of(token) == {"alg": "dir", "enc": "A256CBC-HS512", "kid": kid}
+    assert jwt.thumbprint(SECRET, SALT) == kid
+
+
+def test_v5_key_is_hkdf_with_cookie_name_salt():
+    info = f"Auth.js Generated Encryption Key ({SALT})"
+    assert v5_key(SECRET, SALT, "A256CBC-HS512")[0] == hkdf_sha256(SECRET, SALT, info, 64)
+    gcm_key, gcm_kid = v5_key(SECRET, SALT, "A256GCM")
+    assert gcm_key == hkdf_sha256(SECRET, SALT, info, 32)
+    canonical = json.dumps({"k": b64(gcm_key), "kty": "oct"}, separators=(",", ":")).encode()
+    assert gcm_kid == b64(hashlib.sha256(canonical).digest())
+
+
+def test_v5_tokens_decrypt_with_joserfc_and_back():
+    key, _ = v5_key(SECRET, SALT, "A256CBC-HS512")
+    ours = jwt.encode(USER, SECRET, SALT)
+    plain = jwe.decrypt_compact(ours, OctKey.import_key(key), registry=REGISTRY).plaintext
+    assert json.loads(plain)["sub"] == "42"
+    theirs = jwe.encrypt_compact(
+        {"alg": "dir", "enc": "A256CBC-HS512"},
+        json.dumps(USER),
+        OctKey.import_key(key),
+        registry=REGISTRY,
+    )
+    assert jwt.decode(theirs, SECRET, SALT) == USER
+
+
+def test_v5_decodes_a256gcm_tokens():
+    key, kid = v5_key(SECRET, SALT, "A256GCM")
+    token = jwe.encrypt_compact(
+        {"alg": "dir", "enc": "A256GCM", "kid": kid},
+        json.dumps(USER),
+        OctKey.import_key(key),
+        registry=REGISTRY,
+    )
+    assert jwt.decode(token, SECRET, SALT) == USER
+
+
+def test_v4_round_trip_and_joserfc_interop():
+    token = jwt_v4.encode(USER, SECRET)
+    assert header_of(token) == {"alg": "dir", "enc": "A256GCM"}
+    assert jwt_v4.decode(token, SECRET)["email"] == "ada@example.com"
+    key = v4_key(SECRET)
+    assert key == hkdf_sha256(SECRET, "", "NextAuth.js Generated Encryption Key", 32)
+    theirs = jwe.encrypt_compact(
+        {"alg": "dir", "enc": "A256GCM"},
+        json.dumps(USER),
+        OctKey.import_key(key),
+        registry=REGISTRY,
+    )
+    assert jwt_v4.decode(theirs, SECRET) == USER
+
+
+def test_non_ascii_claims_survive():
+    token = jwt.encode({"name": "Zoë 日本"}, SECRET, SALT)
+    assert jwt.decode(token, SECRET, SALT)["name"] == "Zoë 日本"
+
+
+# -- rotation -----------------------------------------------------------------
+
+
+def test_first_secret_encrypts_any_decrypts_by_kid():
+    token = jwt.encode(USER, ["new", "old"], SALT)
+    assert header_of(token)["kid"] == jwt.thumbprint("new", SALT)
+    assert jwt.decode(token, ["other", "new"], SALT)["sub"] == "42"
+    old_token = jwt.encode(USER, "old", SALT)
+    assert jwt.decode(old_token, ["new", "old"], SALT)["sub"] == "42"
+    with pytest.raises(JWTDecodeError, match="kid"):
+        jwt.decode(old_token, ["new"], SALT)
+
+
+def test_token_without_kid_uses_first_secret_only():
+    key, _ = v5_key("first", SALT, "A256CBC-HS512")
+    token = make({"alg": "dir", "enc": "A256CBC-HS512"}, USER, key)
+    assert jwt.decode(token, ["first", "second"], SALT) == USER
+    with pytest.raises(JWTDecodeError, match="tag mismatch"):
+        jwt.decode(token, ["second", "first"], SALT)
+
+
+# -- time ---------------------------------------------------------------------
+
+
+def test_expiry_has_15_second_tolerance():
+    key, kid = v5_key(SECRET, SALT, "A256CBC-HS512")
+    header = {"alg": "dir", "enc": "A256CBC-HS512", "kid": kid}
+    now = int(time.time())
+    assert jwt.decode(make(header, {"exp": now - 10}, key), SECRET, SALT)
+    with pytest.raises(JWTDecodeError, match="expired"):
+        jwt.decode(make(header, {"exp": now - 20}, key), SECRET, SALT)
+    with pytest.raises(JWTDecodeError, match="expired"):
+        jwt.decode(make(header, {"exp": now - 3600}, key), SECRET, SALT)
+
+
+@pytest.mark.parametrize(
+    ("claims", "reason"),
+    [
+        ({"nbf": 10**10}, "not yet valid"),
+        ({"exp": "soon"}, "'exp' claim is not a number"),
+        ({"exp": True}, "'exp' claim is not a number"),
+        ({"iat": "x"}, "'iat' claim is not a number"),
+        ({"nbf": None, "exp": None}, None),
+    ],
+)
+def test_claim_checks(claims, reason):
+    key, kid = v5_key(SECRET, SALT, "A256CBC-HS512")
+    token = make({"alg": "dir", "enc": "A256CBC-HS512", "kid": kid}, claims, key)
+    if reason is None:
+        assert jwt.decode(token, SECRET, SALT) == claims
+    else:
+        with pytest.raises(JWTDecodeError, match=reason):
+            jwt.decode(token, SECRET, SALT)
+
+
+# -- bad tokens: every kind raises JWTDecodeError with a reason ----------------
+
+
+def _valid() -> str:
+    return jwt.encode(USER, SECRET, SALT)
+
+
+def _flip(segment: str) -> str:
+    return ("A" if segment[0] != "A" else "B") + segment[1:]
+
+
+def _replace(token: str, index: int, value: str) -> str:
+    parts = token.split(".")
+    parts[index] = value
+    return ".".join(parts)
+
+
+def _with_header(header: dict) -> str:
+    key, _ = v5_key(SECRET, SALT, "A256CBC-HS512")
+    return make(header, USER, key)
+
+
+BAD = {
+    "empty": lambda: "",
+    "garbage": lambda: "not-a-token",
+    "four segments": lambda: ".".join(_valid().split(".")[:4]),
+    "six segments": lambda: _valid() + ".x",
+    "truncated ciphertext": lambda: _replace(_valid(), 3, _valid().split(".")[3][:-8]),
+    "truncated tag": lambda: _valid()[:-5],
+    "tampered ciphertext": lambda: _replace(_valid(), 3, _flip(_valid().split(".")[3])),
+    "tampered tag": lambda: _replace(_valid(), 4, _flip(_valid().split(".")[4])),
+    "tampered iv": lambda: _replace(_valid(), 2, _flip(_valid().split(".")[2])),
+    "tampered header": lambda: _replace(
+        _valid(),
+        0,
+        b64(
+            json.dumps(
+                {"alg": "dir", "enc": "A256CBC-HS512", "kid": header_of(_valid())["kid"], "x": 1}
+            ).encode()
+        ),
+    ),
+    "non-empty encrypted key": lambda: _replace(_valid(), 1, "AAAA"),
+    "bad base64": lambda: _replace(_valid(), 3, "!!!!"),
+    "padded base64": lambda: _replace(_valid(), 2, _valid().split(".")[2] + "=="),
+    "non-ascii": lambda: _valid() + "é",
+    "header not json": lambda: _replace(_valid(), 0, b64(b"{nope")),
+    "header not object": lambda: _replace(_valid(), 0, b64(b"[1]")),
+    "alg A256KW": lambda: _with_header({"alg": "A256KW", "enc": "A256CBC-HS512"}),
+    "alg none": lambda: _with_header({"alg": "none", "enc": "A256CBC-HS512"}),
+    "missing alg": lambda: _with_header({"enc": "A256CBC-HS512"}),
+    "unknown enc": lambda: _replace(
+        _valid(), 0, b64(json.dumps({"alg": "dir", "enc": "A128CBC-HS256"}).encode())
+    ),
+    "zip header": lambda: _with_header({"alg": "dir", "enc": "A256CBC-HS512", "zip": "DEF"}),
+    "crit header": lambda: _with_header(
+        {"alg": "dir", "enc": "A256CBC-HS512", "crit": ["exp"], "exp": 1}
+    ),
+    "kid not a string": lambda: _with_header({"alg": "dir", "enc": "A256CBC-HS512", "kid": 7}),
+    "oversized": lambda: "a" * (64 * 1024 + 1),
+    "payload not an object": lambda: make(
+        {"alg": "dir", "enc": "A256CBC-HS512"}, [1, 2], v5_key(SECRET, SALT, "A256CBC-HS512")[0]
+    ),
+    "huge header": lambda: _replace(
+        _valid(),
+        0,
+        b64(json.dumps({"alg": "dir", "enc": "A256CBC-HS512", "p": "x" * 2000}).encode()),
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD))
+def test_bad_tokens_raise_decode_error_with_reason(kind):
+    with pytest.raises(JWTDecodeError) as info:
+        jwt.decode(BAD[kind](), SECRET, SALT)
+    assert info.value.reason
+    assert SECRET not in info.value.reason
+
+
+def test_wrong_secret_and_wrong_salt():
+    token = _valid()
+    with pytest.raises(JWTDecodeError, match="kid"):
+        jwt.decode(token, "other", SALT)
+    with pytest.raises(JWTDecodeError, match="kid"):
+        jwt.decode(token, SECRET, SECURE_SALT)
+
+
+def test_gcm_tampering_and_v4_wrong_secret():
+    token = jwt_v4.encode(USER, SECRET)
+    with pytest.raises(JWTDecodeError, match="tag mismatch"):
+        jwt_v4.decode(token, "other")
+    with pytest.raises(JWTDecodeError):
+        jwt_v4.decode(_replace(token, 3, _flip(token.split(".")[3])), SECRET)
+    with pytest.raises(JWTDecodeError, match="A256GCM"):
+        jwt_v4.decode(_valid(), SECRET)
+
+
+def test_decode_requires_salt_and_secret():
+    with pytest.raises(ValueError, match="salt"):
+        jwt.decode(_valid(), SECRET, "")
+    with pytest.raises(ValueError, match="secret"):
+        jwt.encode(USER, [], SALT)
