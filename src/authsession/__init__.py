@@ -17,6 +17,7 @@ from ._api import (
 from ._cache import CacheOptions
 from ._config import AuthConfig
 from ._errors import AuthRuntimeNotConfigured, AuthSessionError, ConfigurationError
+from ._middleware import AuthSessionMiddleware
 from ._runtime import AuthRuntime
 from ._session import Session
 
@@ -27,6 +28,7 @@ __all__ = [
     "AuthRuntime",
     "AuthRuntimeNotConfigured",
     "AuthSessionError",
+    "AuthSessionMiddleware",
     "CacheOptions",
     "ConfigurationError",
     "Session",

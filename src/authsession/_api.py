@@ -10,7 +10,7 @@ from typing import Any
 from ._config import AuthConfig, secrets_from_env
 from ._cookies import candidate_names
 from ._errors import AuthRuntimeNotConfigured, ConfigurationError
-from ._inputs import to_view
+from ._inputs import RUNTIME_KEY, RequestView, to_view
 from ._runtime import AuthRuntime
 from ._session import Session
 from ._tokens import decode_found, find_token
@@ -81,14 +81,25 @@ async def get_server_session(
     receives refreshed cookies; None means the request the middleware is
     handling. Raises only ``AuthRuntimeNotConfigured`` and configuration errors.
     """
-    return await runtime_for(config).get_session(input)
+    view = to_view(input)
+    return await _runtime_for_view(config, view).get_session(view)
 
 
 def get_server_session_sync(
     input: Any = None, config: AuthConfig | AuthRuntime | None = None
 ) -> Session | None:
     """``get_server_session`` for sync code."""
-    return runtime_for(config).get_session_sync(input)
+    view = to_view(input)
+    return _runtime_for_view(config, view).get_session_sync(view)
+
+
+def _runtime_for_view(config: AuthConfig | AuthRuntime | None, view: RequestView) -> AuthRuntime:
+    """An explicit config wins; then the middleware's runtime; then the default."""
+    if config is None and view.store is not None:
+        runtime = view.store.get(RUNTIME_KEY)
+        if isinstance(runtime, AuthRuntime):
+            return runtime
+    return runtime_for(config)
 
 
 def get_token(
@@ -107,11 +118,16 @@ def get_token(
     missing secret raises ``ConfigurationError``; a bad token gives None.
     """
     candidates = candidate_names(cookie_name, secure_cookie)
-    found = find_token(to_view(input), candidates)
+    view = to_view(input)
+    found = find_token(view, candidates)
     if found is None:
         return None
     if raw:
         return found.value
+    if secret is None and view.store is not None:
+        runtime = view.store.get(RUNTIME_KEY)
+        if isinstance(runtime, AuthRuntime) and runtime.config.secrets:
+            secret = runtime.config.secrets
     secrets = _secrets_for_get_token(secret)
     if salt is not None and found.spec is not None and found.spec.version == 5:
         from .jwt import decode_with

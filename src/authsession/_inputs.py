@@ -15,8 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._cookies import parse_session_cookies, session_cookies_from_mapping
+from ._responses import PENDING_KEY
 
 SCOPE_KEY = "authsession"
+# Where the middleware leaves its runtime, so get_server_session(request)
+# inside the app uses the middleware's configuration without a global one.
+RUNTIME_KEY = "authsession.runtime"
 _EMPTY: dict[str, str] = {}
 
 
@@ -32,8 +36,11 @@ class RequestView:
 
 
 # Set by the middleware for the duration of a request, so that
-# get_server_session() with no argument finds the current request.
-current_request: ContextVar[RequestView | None] = ContextVar("authsession_request", default=None)
+# get_server_session() with no argument finds the current request: a view,
+# or (lazy mode, where nothing is parsed until asked) the scope or environ.
+current_request: ContextVar[RequestView | MutableMapping[str, Any] | None] = ContextVar(
+    "authsession_request", default=None
+)
 
 
 def view_from_scope(scope: MutableMapping[str, Any]) -> RequestView:
@@ -49,6 +56,7 @@ def view_from_scope(scope: MutableMapping[str, Any]) -> RequestView:
         cookies=parse_session_cookies(cookie) if cookie else _EMPTY,
         authorization=authorization,
         store=scope,
+        response=scope.get(PENDING_KEY),
         https=scope.get("scheme") in ("https", "wss"),
     )
 
@@ -61,6 +69,7 @@ def view_from_environ(environ: MutableMapping[str, Any]) -> RequestView:
         cookies=parse_session_cookies(cookie) if cookie else _EMPTY,
         authorization=environ.get("HTTP_AUTHORIZATION"),
         store=environ,
+        response=environ.get(PENDING_KEY),
         https=environ.get("wsgi.url_scheme") == "https",
     )
 
@@ -116,7 +125,9 @@ def to_view(source: Any) -> RequestView:
     """Turn any accepted input into a ``RequestView``; unknown shapes give an empty view."""
     if source is None:
         current = current_request.get()
-        return current if current is not None else RequestView()
+        if current is None:
+            return RequestView()
+        return current if isinstance(current, RequestView) else to_view(current)
     if isinstance(source, RequestView):
         return source
     if isinstance(source, tuple) and len(source) == 2:

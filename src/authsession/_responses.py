@@ -13,14 +13,38 @@ log = logging.getLogger("authsession")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
+# Where the middleware collects the cookies resolution wants written during
+# one request (ASGI scope / WSGI environ key); it adds them to the response
+# headers when the response starts.
+PENDING_KEY = "authsession.pending_cookies"
+
+
+class PendingCookies(dict[str, str]):
+    """Set-Cookie header values by cookie name; a later write for a name wins.
+
+    Last-write-wins matters: a sliding refresh found before the app runs and a
+    sign-out inside the app both target the same cookie, and the sign-out must
+    be what the browser sees.
+    """
+
+    __slots__ = ()
+
+    def add(self, writes: Iterable[CookieWrite]) -> None:
+        for w in writes:
+            self[w.name] = w.header_value()
+
+
 def apply_writes(response: Any, writes: Iterable[CookieWrite]) -> None:
     """Set each cookie through ``response.set_cookie`` (Starlette, Werkzeug, Django).
 
     A list receives ``("set-cookie", header)`` pairs instead, for callers that
-    build raw headers.
+    build raw headers; a ``PendingCookies`` collects them for the middleware.
     """
     writes = tuple(writes)
     if not writes or response is None:
+        return
+    if isinstance(response, PendingCookies):
+        response.add(writes)
         return
     if isinstance(response, list):
         response.extend(("set-cookie", w.header_value()) for w in writes)

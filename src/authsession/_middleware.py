@@ -1,0 +1,269 @@
+"""``AuthSessionMiddleware``: one middleware for ASGI and WSGI apps.
+
+Both shells do the same four things around the app, and nothing else:
+
+1. read the request's cookies into a ``RequestView`` (``_inputs``),
+2. resolve the session through the runtime (eagerly, or on first use with
+   ``lazy=True``) and store it at ``scope["authsession"]`` /
+   ``environ["authsession"]``,
+3. make the request current for ``get_server_session()`` with no argument,
+4. add the cookies resolution wants written (a sliding refresh, a sign-out's
+   clearing) to the response headers when the response starts.
+
+All decisions live in the runtime; the two shells differ only in how they
+call it (await versus the sync bridge) and how headers reach the client.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from dataclasses import fields
+from typing import Any, Literal, TypeAlias
+
+from ._api import current_runtime, runtime_for
+from ._config import AuthConfig
+from ._errors import AuthRuntimeNotConfigured, ConfigurationError
+from ._inputs import (
+    RUNTIME_KEY,
+    SCOPE_KEY,
+    current_request,
+    view_from_environ,
+    view_from_scope,
+)
+from ._responses import PENDING_KEY, PendingCookies
+from ._runtime import AuthRuntime
+
+log = logging.getLogger("authsession")
+
+Scope: TypeAlias = MutableMapping[str, Any]
+Message: TypeAlias = MutableMapping[str, Any]
+Receive: TypeAlias = Callable[[], Awaitable[Message]]
+Send: TypeAlias = Callable[[Message], Awaitable[None]]
+StartResponse: TypeAlias = Callable[..., Any]
+
+_PROTOCOLS = ("auto", "asgi", "wsgi")
+_CONFIG_FIELDS = frozenset(f.name for f in fields(AuthConfig))
+
+
+def detect_protocol(app: Any) -> Literal["asgi", "wsgi"]:
+    """ASGI if the app (or its ``__call__``) is a coroutine function, else WSGI.
+
+    ASGI 3 apps are ``async def app(scope, receive, send)``: Starlette,
+    FastAPI, Quart and Django's ``ASGIHandler`` all are. WSGI apps are plain
+    ``app(environ, start_response)`` callables: Flask, Django's
+    ``WSGIHandler``, Werkzeug, and any other plain callable. A sync callable
+    taking exactly three arguments may be a hand-built ASGI app; we refuse to
+    guess there.
+    """
+    if inspect.iscoroutinefunction(app) or inspect.iscoroutinefunction(
+        getattr(app, "__call__", None)  # noqa: B004 - we need the bound method itself
+    ):
+        return "asgi"
+    if not callable(app):
+        raise ConfigurationError(
+            f"AuthSessionMiddleware needs an ASGI or WSGI app, got {type(app).__name__}"
+        )
+    try:
+        params = [
+            p
+            for p in inspect.signature(app, follow_wrapped=False).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+        ]
+    except (TypeError, ValueError):  # builtins and C callables: assume WSGI
+        params = []
+    if len(params) == 3:
+        raise ConfigurationError(
+            f"{app!r} is a plain function of three arguments: it looks like an ASGI app "
+            "but is not async, so we cannot tell; pass protocol=\"asgi\" or "
+            "protocol=\"wsgi\" to AuthSessionMiddleware"
+        )
+    return "wsgi"
+
+
+class AuthSessionMiddleware:
+    """Resolve the session for every request of an ASGI or WSGI app.
+
+    ``runtime_or_config`` is an ``AuthRuntime``, an ``AuthConfig``, or None
+    for the runtime ``configure_auth_runtime`` (or
+    ``configure_auth_proxy_runtime``) installs, looked up per request so the
+    app may be wrapped before it is configured. ``AuthConfig`` fields may
+    also be passed as keyword options (``secret=...``, ``strategy=...``).
+
+    Options: ``protocol`` ("auto", "asgi", "wsgi"); ``lazy`` (resolve only
+    when the app first asks, so routes that never read the session pay only
+    for a dict lookup); ``write_cookies`` (False leaves the response alone:
+    no refreshed or cleared cookies are added).
+
+    Constructing it returns an ``AsgiAuthSessionMiddleware`` or a
+    ``WsgiAuthSessionMiddleware`` (both subclasses), because servers decide
+    how to call an app by inspecting its ``__call__``: it must be a
+    coroutine function for ASGI and a plain function for WSGI.
+    """
+
+    app: Any
+    lazy: bool
+    write_cookies: bool
+    protocol: str
+
+    def __new__(
+        cls,
+        app: Any,
+        runtime_or_config: AuthRuntime | AuthConfig | None = None,
+        *,
+        protocol: str = "auto",
+        **options: Any,
+    ) -> AuthSessionMiddleware:
+        if cls is not AuthSessionMiddleware:
+            return super().__new__(cls)
+        if protocol not in _PROTOCOLS:
+            raise ConfigurationError(
+                f"protocol must be one of {', '.join(_PROTOCOLS)}, got {protocol!r}"
+            )
+        kind = detect_protocol(app) if protocol == "auto" else protocol
+        sub = AsgiAuthSessionMiddleware if kind == "asgi" else WsgiAuthSessionMiddleware
+        return super().__new__(sub)
+
+    def __init__(
+        self,
+        app: Any,
+        runtime_or_config: AuthRuntime | AuthConfig | None = None,
+        *,
+        protocol: str = "auto",
+        lazy: bool = False,
+        write_cookies: bool = True,
+        **options: Any,
+    ) -> None:
+        unknown = set(options) - _CONFIG_FIELDS
+        if unknown:
+            raise TypeError(
+                f"AuthSessionMiddleware got unknown option(s) {', '.join(sorted(unknown))}; "
+                f"it takes protocol, lazy, write_cookies and AuthConfig fields"
+            )
+        if options:
+            if runtime_or_config is not None:
+                raise ConfigurationError(
+                    "pass either a runtime/config or AuthConfig options to "
+                    "AuthSessionMiddleware, not both"
+                )
+            runtime_or_config = AuthConfig(**options)
+        self.app = app
+        self.lazy = bool(lazy)
+        self.write_cookies = bool(write_cookies)
+        self.protocol = "asgi" if isinstance(self, AsgiAuthSessionMiddleware) else "wsgi"
+        # A config is turned into its runtime once (shared with
+        # get_server_session(..., config) calls, so the cache is one).
+        self._runtime: AuthRuntime | None = (
+            runtime_for(runtime_or_config) if runtime_or_config is not None else None
+        )
+
+    @property
+    def runtime(self) -> AuthRuntime:
+        runtime = self._runtime or current_runtime()
+        if runtime is None:
+            raise AuthRuntimeNotConfigured(
+                "AuthSessionMiddleware has no runtime: pass an AuthConfig or AuthRuntime, "
+                "or call configure_auth_runtime() / configure_auth_proxy_runtime() at startup"
+            )
+        return runtime
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.app!r}, lazy={self.lazy})"
+
+
+def _cookie_name(header: str) -> str:
+    return header.split("=", 1)[0].strip()
+
+
+class AsgiAuthSessionMiddleware(AuthSessionMiddleware):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":  # lifespan and the rest: untouched
+            await self.app(scope, receive, send)
+            return
+        runtime = self.runtime  # fails loudly (not per request) when unconfigured
+        pending = PendingCookies()
+        scope[PENDING_KEY] = pending
+        scope[RUNTIME_KEY] = runtime
+        view: Any = scope
+        if not self.lazy:
+            view = view_from_scope(scope)
+            try:
+                scope[SCOPE_KEY] = await runtime.get_session(view)
+            except Exception:  # never a 500 for a session we could not read
+                log.exception("authsession: session resolution failed; continuing signed out")
+                scope[SCOPE_KEY] = None
+        if self.write_cookies:
+            send = self._sender(send, pending)
+        token = current_request.set(view)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            current_request.reset(token)
+
+    @staticmethod
+    def _sender(send: Send, pending: PendingCookies) -> Send:
+        async def send_with_cookies(message: Message) -> None:
+            if pending and message["type"] in ("http.response.start", "websocket.accept"):
+                headers = list(message.get("headers") or ())
+                own = {
+                    _cookie_name(value.decode("latin-1"))
+                    for name, value in headers
+                    if name.lower() == b"set-cookie"
+                }
+                # The app's own decision about a cookie wins over ours.
+                headers.extend(
+                    (b"set-cookie", value.encode("latin-1"))
+                    for name, value in pending.items()
+                    if name not in own
+                )
+                message["headers"] = headers
+                pending.clear()
+            await send(message)
+
+        return send_with_cookies
+
+
+class WsgiAuthSessionMiddleware(AuthSessionMiddleware):
+    def __call__(
+        self, environ: MutableMapping[str, Any], start_response: StartResponse
+    ) -> Iterable[bytes]:
+        runtime = self.runtime  # fails loudly (not per request) when unconfigured
+        pending = PendingCookies()
+        environ[PENDING_KEY] = pending
+        environ[RUNTIME_KEY] = runtime
+        view: Any = environ
+        if not self.lazy:
+            view = view_from_environ(environ)
+            try:
+                environ[SCOPE_KEY] = runtime.get_session_sync(view)
+            except Exception:
+                log.exception("authsession: session resolution failed; continuing signed out")
+                environ[SCOPE_KEY] = None
+        if self.write_cookies:
+            start_response = self._starter(start_response, pending)
+        token = current_request.set(view)
+        try:
+            # The body iterable is returned as is: streaming stays streaming.
+            return self.app(environ, start_response)  # type: ignore[no-any-return]
+        finally:
+            current_request.reset(token)
+
+    @staticmethod
+    def _starter(start_response: StartResponse, pending: PendingCookies) -> StartResponse:
+        def start_with_cookies(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Any:
+            if pending:
+                own = {
+                    _cookie_name(value) for name, value in headers if name.lower() == "set-cookie"
+                }
+                headers = list(headers)
+                headers.extend(
+                    ("Set-Cookie", value) for name, value in pending.items() if name not in own
+                )
+                pending.clear()
+            return start_response(status, headers, exc_info)
+
+        return start_with_cookies
