@@ -21,7 +21,7 @@ from ._cookies import CookieName, FoundCookie, candidate_names, clear_cookies
 from ._errors import ConfigurationError
 from ._inputs import SCOPE_KEY, RequestView, to_view
 from ._jwt_strategy import JwtStrategy
-from ._responses import apply_writes
+from ._responses import PENDING_KEY, apply_writes
 from ._session import Session
 from ._tokens import find_token
 
@@ -67,18 +67,24 @@ class AuthRuntime:
         return _MISSING, found, key, self.cache.get(key)
 
     def _finish(self, view: RequestView, entry: Entry | None) -> Session | None:
-        if entry is None:
-            return None
-        if entry.writes and view.response is not None:
-            apply_writes(view.response, entry.writes)
-        return entry.session
+        session = None
+        if entry is not None:
+            if entry.writes and view.response is not None:
+                apply_writes(view.response, entry.writes)
+            session = entry.session
+        store = view.store
+        if store is not None and PENDING_KEY in store:
+            # Under the middleware (lazy mode, or a second runtime), later
+            # reads in this request reuse the result instead of resolving again.
+            store[SCOPE_KEY] = session
+        return session
 
     async def get_session(self, source: Any = None) -> Session | None:
         """The session for any accepted input (see ``get_server_session``)."""
         view = to_view(source)
         stored, found, key, entry = self._lookup(view)
         if found is None:
-            return stored if stored is not _MISSING else None
+            return stored if stored is not _MISSING else self._finish(view, None)
         if entry is None:
             future, leader = self.cache.claim(key)
             if leader:
@@ -92,7 +98,7 @@ class AuthRuntime:
         view = to_view(source)
         stored, found, key, entry = self._lookup(view)
         if found is None:
-            return stored if stored is not _MISSING else None
+            return stored if stored is not _MISSING else self._finish(view, None)
         if entry is None:
             future, leader = self.cache.claim(key)
             entry = self._lead_sync(key, found, future) if leader else self._follow_sync(future)
@@ -200,6 +206,9 @@ class AuthRuntime:
         if result is None:
             raise PermissionError("the jwt callback refused the sign-in (returned None)")
         value, writes = result
+        if response is None:
+            # Inside the middleware: the cookie goes on the current response.
+            response = to_view(None).response
         apply_writes(response, writes)
         return str(value)
 
@@ -218,7 +227,7 @@ class AuthRuntime:
         if found is not None:
             self.cache.invalidate(token_key(found.value))
             names = found.names
-        if view.store is not None and SCOPE_KEY in view.store:
+        if view.store is not None and (SCOPE_KEY in view.store or PENDING_KEY in view.store):
             view.store[SCOPE_KEY] = None
         if not names:
             names = (self._write_name(view).name,)
@@ -259,7 +268,7 @@ class AuthRuntime:
                 token_key(new_token),
                 Entry(session, time.monotonic() + self.config.cache_options.ttl),
             )
-        if view.store is not None and SCOPE_KEY in view.store:
+        if view.store is not None and (SCOPE_KEY in view.store or PENDING_KEY in view.store):
             view.store[SCOPE_KEY] = session
         apply_writes(response if response is not None else view.response, writes)
         return session  # type: ignore[no-any-return]
