@@ -30,6 +30,18 @@ def secrets_from_env(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
     return tuple(secrets)
 
 
+def _check_adapter(adapter: object) -> None:
+    from ._database_strategy import REQUIRED_METHODS
+
+    missing = [name for name in REQUIRED_METHODS if not callable(getattr(adapter, name, None))]
+    if missing:
+        raise ConfigurationError(
+            f"adapter={type(adapter).__name__!s} is not an Auth.js adapter: it lacks "
+            f"{', '.join(missing)}; use one of authsession.adapters (MemoryAdapter, "
+            "SQLiteAdapter, PostgresAdapter, RedisAdapter) or implement those coroutines"
+        )
+
+
 def _non_negative_int(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ConfigurationError(f"{name} must be a whole number of seconds >= 0, got {value!r}")
@@ -55,6 +67,10 @@ class AuthConfig:
     secure_cookie: bool | None = None
     callbacks: Any = None
     cache: CacheOptions | Mapping[str, Any] | bool | None = None
+    # database strategy: store SHA-256(token) instead of the token, so a leaked
+    # sessions table holds no usable cookie. Auth.js stores tokens as they are:
+    # leave this off when an Auth.js app shares the database.
+    hash_tokens: bool = False
     secrets: tuple[str, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -77,6 +93,12 @@ class AuthConfig:
             raise ConfigurationError(
                 "strategy='database' needs adapter=, e.g. "
                 "authsession.adapters.SQLiteAdapter('sessions.db')"
+            )
+        if self.strategy == "database":
+            _check_adapter(self.adapter)
+        if not isinstance(self.hash_tokens, bool):
+            raise ConfigurationError(
+                f"hash_tokens must be True or False, got {self.hash_tokens!r}"
             )
         max_age = _non_negative_int("max_age", self.max_age)
         if max_age == 0:

@@ -12,12 +12,14 @@ import logging
 import time
 from collections.abc import Mapping
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from ._bridge import drive_async, drive_sync
 from ._cache import Entry, SessionCache, token_key
 from ._config import AuthConfig
 from ._cookies import CookieName, FoundCookie, candidate_names, clear_cookies
+from ._database_strategy import DatabaseStrategy
 from ._errors import ConfigurationError
 from ._inputs import SCOPE_KEY, RequestView, to_view
 from ._jwt_strategy import JwtStrategy
@@ -27,6 +29,8 @@ from ._tokens import find_token
 
 log = logging.getLogger("authsession")
 _MISSING: Any = object()
+# How long a sync sign-out waits for a read of the same token to finish.
+_SIGN_OUT_WAIT = 10.0
 
 
 class AuthRuntime:
@@ -42,11 +46,11 @@ class AuthRuntime:
         self.config = config
         self.candidates = candidate_names(config.cookie_name, config.secure_cookie)
         self.cache = SessionCache(config.cache_options)
-        if config.strategy != "jwt":
-            raise ConfigurationError(
-                f"strategy={config.strategy!r} is not available in this version of authsession"
-            )
-        self.strategy = JwtStrategy(config, self.candidates)
+        self.strategy: JwtStrategy | DatabaseStrategy
+        if config.strategy == "database":
+            self.strategy = DatabaseStrategy(config, self.candidates)
+        else:
+            self.strategy = JwtStrategy(config, self.candidates)
 
     def __repr__(self) -> str:
         return f"AuthRuntime({self.config!r})"
@@ -213,19 +217,67 @@ class AuthRuntime:
         return str(value)
 
     async def sign_out(self, source: Any, response: Any = None) -> None:
-        """End the session: forget it here and clear every cookie chunk."""
-        self._sign_out(source, response)
+        """End the session: revoke it in the store (database strategy), forget it
+        here and clear every cookie chunk."""
+        view = to_view(source)
+        found = find_token(view, self.candidates)
+        if found is not None:
+            key = token_key(found.value)
+            future = await self._claim_for_sign_out_async(key)
+            try:
+                revoke = getattr(self.strategy, "sign_out", None)
+                if revoke is not None:
+                    await drive_async(revoke(found))
+            finally:
+                self._release_sign_out(key, future)
+        self._sign_out(view, found, response)
 
     def sign_out_sync(self, source: Any, response: Any = None) -> None:
-        self._sign_out(source, response)
-
-    def _sign_out(self, source: Any, response: Any) -> None:
         view = to_view(source)
-        response = response if response is not None else view.response
         found = find_token(view, self.candidates)
+        if found is not None:
+            key = token_key(found.value)
+            future = self._claim_for_sign_out_sync(key)
+            try:
+                revoke = getattr(self.strategy, "sign_out", None)
+                if revoke is not None:
+                    drive_sync(revoke(found))
+            finally:
+                self._release_sign_out(key, future)
+        self._sign_out(view, found, response)
+
+    # Sign-out takes the token's single-flight slot: a read already resolving
+    # the token finishes first (its entry is then dropped), and a read arriving
+    # meanwhile waits and gets no session. So no read that began before the
+    # revocation can put the session back into the cache after it.
+    async def _claim_for_sign_out_async(self, key: bytes) -> Future[Entry]:
+        while True:
+            future, leader = self.cache.claim(key)
+            if leader:
+                return future
+            await self._follow_async(future)
+
+    def _claim_for_sign_out_sync(self, key: bytes) -> Future[Entry] | None:
+        while True:
+            future, leader = self.cache.claim(key)
+            if leader:
+                return future
+            try:
+                future.exception(timeout=_SIGN_OUT_WAIT)  # a reader's error: it logged it
+            except FutureTimeout:
+                # The resolving reader may be on this very thread's blocked
+                # event loop; revoke without the slot rather than deadlock.
+                return None
+
+    def _release_sign_out(self, key: bytes, future: Future[Entry] | None) -> None:
+        self.cache.invalidate(key)
+        if future is not None:
+            self.cache.settle(key, future, None)
+
+    def _sign_out(self, view: RequestView, found: FoundCookie | None, response: Any) -> None:
+        response = response if response is not None else view.response
         names: tuple[str, ...] = ()
         if found is not None:
-            self.cache.invalidate(token_key(found.value))
             names = found.names
         if view.store is not None and (SCOPE_KEY in view.store or PENDING_KEY in view.store):
             view.store[SCOPE_KEY] = None
