@@ -7,25 +7,68 @@ cachetools' LRU reorders on every hit; the lock is held for a dict lookup,
 never for a resolution.
 
 Single flight: the first miss for a key resolves; concurrent misses for the
-same key, from threads or asyncio tasks, wait for that result instead.
+same key, from threads or asyncio tasks, wait for that result instead. A
+failed resolution reaches every waiter as "no session" and is not cached; a
+cancelled one hands the work to a waiter.
+
+The cache also keeps the signed-out token keys (a bounded denylist, each key
+until the token would have expired anyway), so a signed-out cookie presented
+again is refused even where it still decrypts (the jwt strategy).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
+import logging
+import math
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, fields
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import cachetools
 
-from ._cookies import CookieWrite
+from ._cookies import CookieWrite, FoundCookie
 from ._errors import ConfigurationError
 from ._session import Session
+from ._time import parse_iso
+
+log = logging.getLogger("authsession")
+
+BUS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced, for logs and reprs."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        netloc = parts.netloc.rsplit("@", 1)[1]
+        user = parts.username or ""
+        return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+    except ValueError:
+        return "<unparsable url>"
+
+
+def _seconds(name: str, value: object) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise ConfigurationError(f"cache {name} must be seconds >= 0, got {value!r}")
+
+
+def _count(name: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigurationError(f"cache {name} must be a whole number >= {minimum}, got {value!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,20 +84,46 @@ class CacheOptions:
     # How long a token that failed to decode is remembered as "no session",
     # so a flood of one bad cookie costs one decryption.
     negative_ttl: float = 10.0
+    # Redis URL of the invalidation bus (``redis://``, ``rediss://``,
+    # ``unix://``): sign-outs and updates in one process reach every
+    # process's cache. None: invalidation stays in this process.
+    bus: str | None = None
+    bus_channel: str = "authsession:invalidate"
+    # While the bus is unreachable nothing tells this process about sign-outs
+    # elsewhere, so entries live at most this long.
+    bus_fallback_ttl: float = 5.0
+    # Signed-out tokens remembered (each until its expiry); 0 turns it off.
+    max_revoked: int = 100_000
 
     def __post_init__(self) -> None:
-        if (
-            isinstance(self.max_entries, bool)
-            or not isinstance(self.max_entries, int)
-            or (self.max_entries < 1)
-        ):
+        if not isinstance(self.enabled, bool):
+            raise ConfigurationError(f"cache enabled must be True or False, got {self.enabled!r}")
+        _count("max_entries", self.max_entries, 1)
+        _count("max_revoked", self.max_revoked, 0)
+        for name in ("ttl", "negative_ttl", "bus_fallback_ttl"):
+            _seconds(name, getattr(self, name))
+        if self.bus is not None:
+            scheme = self.bus.split("://", 1)[0] if isinstance(self.bus, str) else ""
+            if scheme not in BUS_SCHEMES or "://" not in self.bus:
+                shown = redact_url(self.bus) if isinstance(self.bus, str) else repr(self.bus)
+                raise ConfigurationError(
+                    f"cache bus must be a Redis URL such as 'redis://127.0.0.1:6379/0' "
+                    f"(schemes: {', '.join(BUS_SCHEMES)}), got {shown}"
+                )
+        if not isinstance(self.bus_channel, str) or not self.bus_channel.strip():
             raise ConfigurationError(
-                f"cache max_entries must be a whole number >= 1, got {self.max_entries!r}"
+                f"cache bus_channel must be a non-empty string, got {self.bus_channel!r}"
             )
-        for name in ("ttl", "negative_ttl"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ConfigurationError(f"cache {name} must be seconds >= 0, got {value!r}")
+
+    def __repr__(self) -> str:
+        # The bus URL may carry a password.
+        bus = redact_url(self.bus) if self.bus else None
+        return (
+            f"CacheOptions(enabled={self.enabled!r}, max_entries={self.max_entries!r}, "
+            f"ttl={self.ttl!r}, negative_ttl={self.negative_ttl!r}, bus={bus!r}, "
+            f"bus_channel={self.bus_channel!r}, bus_fallback_ttl={self.bus_fallback_ttl!r}, "
+            f"max_revoked={self.max_revoked!r})"
+        )
 
     @classmethod
     def from_user(cls, value: object) -> CacheOptions:
@@ -84,10 +153,77 @@ class Entry:
     session: Session | None
     deadline: float  # time.monotonic() after which the entry is stale
     writes: tuple[CookieWrite, ...] = ()
+    # The cookie name the token was read from ("" for a Bearer token), set by
+    # the cache. A v5 token decodes only under its own name (the name is the
+    # key's salt), so an entry is served only for the name it was resolved
+    # for. None: any (an entry put directly, e.g. after an update).
+    source: str | None = None
+
+
+# What a signed-out token resolves to while it is on the denylist.
+REVOKED = Entry(None, math.inf)
+# What waiters get when the leader produced no entry (a sign-out held the slot).
+_NO_SESSION = Entry(None, 0.0)
 
 
 def token_key(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+
+
+def source_of(found: FoundCookie) -> str:
+    """The cache's ``source`` for a found token: its cookie name, or "" for Bearer."""
+    return found.spec.name if found.spec is not None else ""
+
+
+class LeaderAbandoned(Exception):
+    """The caller resolving a token was cancelled or interrupted; a waiter takes over."""
+
+
+class _Flight(Future[Entry]):
+    """One resolution in progress, shared by every caller that missed meanwhile.
+
+    Never cancellable: ``asyncio.wrap_future`` cancels the wrapped future when
+    the awaiting task is cancelled, and one waiter's cancellation must not
+    cancel the resolution every other waiter (and the leader) relies on.
+    """
+
+    def __init__(self, source: str | None, loop: asyncio.AbstractEventLoop | None) -> None:
+        super().__init__()
+        self.source = source
+        self.loop = loop  # the leader's running event loop, if any
+
+    def cancel(self) -> bool:
+        return False
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _session_expiry(session: Session | None) -> float | None:
+    """The session's own ``expires`` as a ``time.monotonic()`` value, if it has one."""
+    if session is None:
+        return None
+    expires = session.get("expires")
+    if not isinstance(expires, str):
+        return None
+    try:
+        at = parse_iso(expires).timestamp()
+    except (ValueError, OverflowError):
+        return None
+    return time.monotonic() + (at - time.time())
+
+
+def log_failure(exc: BaseException) -> None:
+    log.error(
+        "authsession: session resolution failed (%s: %s); treating the request as signed out",
+        type(exc).__name__,
+        exc,
+        exc_info=exc,
+    )
 
 
 class _CountingLRU(cachetools.LRUCache[bytes, Entry]):
@@ -98,57 +234,180 @@ class _CountingLRU(cachetools.LRUCache[bytes, Entry]):
         return super().popitem()
 
 
+class _Denylist(cachetools.TLRUCache[bytes, float]):
+    """Token key -> the wall-clock time after which the token is dead anyway."""
+
+    evictions = 0
+
+    def __init__(self, maxsize: int) -> None:
+        super().__init__(maxsize, ttu=_until, timer=time.time)
+
+    def popitem(self) -> tuple[bytes, float]:
+        self.evictions += 1
+        if self.evictions == 1:
+            log.warning(
+                "authsession: more than %d signed-out tokens to remember; the least "
+                "recently seen are forgotten (raise cache max_revoked)",
+                self.maxsize,
+            )
+        return super().popitem()
+
+
+def _until(_key: bytes, until: float, _now: float) -> float:
+    return until
+
+
 class SessionCache:
     def __init__(self, options: CacheOptions) -> None:
         self.options = options
         self._lru = _CountingLRU(maxsize=options.max_entries)
+        self._denied: _Denylist | None = (
+            _Denylist(options.max_revoked) if options.max_revoked else None
+        )
         self._lock = threading.Lock()
-        self._inflight: dict[bytes, Future[Entry]] = {}
+        self._inflight: dict[bytes, _Flight] = {}
+        # Set while the invalidation bus is down: no entry outlives it.
+        self._ttl_cap: float | None = None
         self.hits = 0
         self.misses = 0
         self.coalesced = 0
         self.invalidations = 0
+        self.resolutions = 0
+        self.expired = 0
+        self.revocations = 0
+        self.denied = 0
 
-    def get(self, key: bytes) -> Entry | None:
+    # -- entries ---------------------------------------------------------------
+
+    def get(self, key: bytes, source: str | None = None) -> Entry | None:
+        """A live entry for ``key``, or None.
+
+        A signed-out token is never here (``revoke`` drops it, ``put`` refuses
+        it); ``resolve_async``/``resolve_sync`` answer it with ``REVOKED``.
+        """
         if not self.options.enabled:
             return None
         with self._lock:
             entry = self._lru.get(key)
             if entry is not None:
                 if entry.deadline > time.monotonic():
-                    self.hits += 1
-                    return entry
-                del self._lru[key]
+                    if source is None or entry.source is None or entry.source == source:
+                        self.hits += 1
+                        return entry
+                    # Resolved for another cookie name: resolve afresh (and replace it).
+                else:
+                    del self._lru[key]
+                    self.expired += 1
             self.misses += 1
         return None
 
-    def put(self, key: bytes, entry: Entry) -> None:
-        if self.options.enabled and entry.deadline > time.monotonic():
-            with self._lock:
-                self._lru[key] = entry
-
-    def invalidate(self, key: bytes) -> None:
+    def put(self, key: bytes, entry: Entry, source: str | None = None) -> None:
+        expiry = _session_expiry(entry.session)
         with self._lock:
-            if self._lru.pop(key, None) is not None:
-                self.invalidations += 1
+            self._store(key, entry, source, expiry)
+
+    def _store(self, key: bytes, entry: Entry, source: str | None, expiry: float | None) -> None:
+        """Keep ``entry`` until its deadline, the session's expiry or the TTL cap (lock held)."""
+        if not self.options.enabled or (self._denied and key in self._denied):
+            return
+        now = time.monotonic()
+        deadline = entry.deadline
+        if expiry is not None:
+            deadline = min(deadline, expiry)
+        if self._ttl_cap is not None:
+            deadline = min(deadline, now + self._ttl_cap)
+        if deadline <= now:
+            return
+        if deadline != entry.deadline or source != entry.source:
+            entry = dataclasses.replace(entry, deadline=deadline, source=source)
+        self._lru[key] = entry
+
+    def invalidate(self, key: bytes) -> bool:
+        """Forget ``key``; a resolution of it in flight is not cached when it ends."""
+        with self._lock:
+            return self._drop(key)
+
+    def _drop(self, key: bytes) -> bool:
+        # Dropping the flight means later misses resolve afresh instead of
+        # joining a resolution that began before this invalidation.
+        self._inflight.pop(key, None)
+        if self._lru.pop(key, None) is not None:
+            self.invalidations += 1
+            return True
+        return False
+
+    def revoke(self, key: bytes, until: float) -> None:
+        """Refuse ``key`` until ``until`` (``time.time()``), when the token expires anyway."""
+        with self._lock:
+            self._drop(key)
+            if self._denied is not None and until > time.time():
+                self._denied[key] = until
+                self.revocations += 1
+
+    def is_revoked(self, key: bytes) -> bool:
+        with self._lock:
+            denied = self._denied
+            return denied is not None and key in denied
+
+    def _refused(self, key: bytes) -> bool:
+        with self._lock:
+            denied = self._denied
+            if denied and key in denied:
+                self.denied += 1
+                return True
+            return False
+
+    def after_fork(self) -> None:
+        """In a forked child: a lock held by another parent thread would never be released."""
+        self._lock = threading.Lock()
+        self._inflight = {}
 
     def clear(self) -> None:
         with self._lock:
             self.invalidations += len(self._lru)
             self._lru.clear()
+            self._inflight.clear()
+
+    def cap_ttl(self, ttl: float | None) -> None:
+        """Bound every entry's life by ``ttl`` seconds (None: lift the bound).
+
+        Set while the invalidation bus is down. Entries cached before were
+        promised invalidations that may now be missed, so they are dropped.
+        """
+        with self._lock:
+            self._ttl_cap = ttl
+            if ttl is not None:
+                self.invalidations += len(self._lru)
+                self._lru.clear()
+                self._inflight.clear()
 
     # -- single flight -------------------------------------------------------
 
-    def claim(self, key: bytes) -> tuple[Future[Entry], bool]:
-        """The shared future for ``key`` and whether this caller must resolve it."""
+    def claim(
+        self, key: bytes, source: str | None = None, *, blocking: bool = False
+    ) -> tuple[Future[Entry], bool]:
+        """The shared future for ``key`` and whether this caller must resolve it.
+
+        ``blocking``: the caller will wait with ``future.result()``. If the
+        resolution runs as a task on the event loop this very thread is
+        running, waiting would deadlock, so the caller resolves on its own.
+        """
+        loop = _running_loop()
         with self._lock:
-            future = self._inflight.get(key)
-            if future is not None:
-                self.coalesced += 1
-                return future, False
-            future = Future()
-            self._inflight[key] = future
-            return future, True
+            flight = self._inflight.get(key)
+            if flight is not None:
+                compatible = flight.source is None or source is None or flight.source == source
+                deadlocks = blocking and loop is not None and flight.loop is loop
+                if compatible and not deadlocks:
+                    self.coalesced += 1
+                    return flight, False
+                # Resolve alone; the result is not cached (the slot is taken).
+                self.resolutions += 1
+                return _Flight(source, loop), True
+            flight = _Flight(source, loop)
+            self._inflight[key] = flight
+            self.resolutions += 1
+            return flight, True
 
     def settle(
         self,
@@ -156,31 +415,101 @@ class SessionCache:
         future: Future[Entry],
         entry: Entry | None,
         error: BaseException | None = None,
-    ) -> None:
-        """Publish the leader's outcome; failures reach the waiters but are not cached."""
-        if entry is not None and error is None:
-            self.put(key, entry)
+    ) -> Entry | None:
+        """Publish the leader's outcome; failures reach the waiters but are not cached.
+
+        Returns what the waiters receive (None for an error). A token revoked
+        while it was resolving resolves to ``REVOKED``.
+        """
+        expiry = _session_expiry(entry.session) if entry is not None else None
         with self._lock:
-            if self._inflight.get(key) is future:
+            current = self._inflight.get(key) is future
+            if current:
                 del self._inflight[key]
+            if self._denied and key in self._denied:
+                entry = REVOKED
+            elif current and entry is not None and error is None:
+                source = future.source if isinstance(future, _Flight) else None
+                self._store(key, entry, source, expiry)
         if error is not None:
             future.set_exception(error)
-        else:
-            future.set_result(entry if entry is not None else Entry(None, 0.0))
+            return None
+        result = entry if entry is not None else _NO_SESSION
+        future.set_result(result)
+        return result
 
     @staticmethod
     async def wait_async(future: Future[Entry]) -> Entry:
         return await asyncio.wrap_future(future)
 
+    async def resolve_async(
+        self, key: bytes, source: str | None, resolve: Callable[[], Awaitable[Entry]]
+    ) -> Entry | None:
+        """The entry for ``key``: resolved here, or awaited from whoever is resolving it."""
+        if self._refused(key):
+            return REVOKED
+        while True:
+            flight, leader = self.claim(key, source)
+            if leader:
+                try:
+                    entry = await resolve()
+                except Exception as exc:
+                    log_failure(exc)
+                    return self.settle(key, flight, None, exc)
+                except BaseException:  # cancelled: a waiter takes over
+                    self.settle(key, flight, None, LeaderAbandoned())
+                    raise
+                return self.settle(key, flight, entry)
+            try:
+                return await asyncio.wrap_future(flight)
+            except LeaderAbandoned:
+                continue
+            except Exception:  # the leader logged it
+                return None
+
+    def resolve_sync(
+        self, key: bytes, source: str | None, resolve: Callable[[], Entry]
+    ) -> Entry | None:
+        """``resolve_async`` for sync callers: waiting blocks this thread."""
+        if self._refused(key):
+            return REVOKED
+        while True:
+            flight, leader = self.claim(key, source, blocking=True)
+            if leader:
+                try:
+                    entry = resolve()
+                except Exception as exc:
+                    log_failure(exc)
+                    return self.settle(key, flight, None, exc)
+                except BaseException:  # interrupted: a waiter takes over
+                    self.settle(key, flight, None, LeaderAbandoned())
+                    raise
+                return self.settle(key, flight, entry)
+            try:
+                return flight.result()
+            except LeaderAbandoned:
+                continue
+            except Exception:
+                return None
+
     def stats(self) -> dict[str, Any]:
         with self._lock:
+            denied = self._denied
+            if denied is not None:
+                denied.expire()
             return {
                 "hits": self.hits,
                 "misses": self.misses,
                 "coalesced": self.coalesced,
+                "resolutions": self.resolutions,
                 "evictions": self._lru.evictions,
+                "expired": self.expired,
                 "invalidations": self.invalidations,
                 "size": len(self._lru),
                 "max_entries": self.options.max_entries,
                 "enabled": self.options.enabled,
+                "revocations": self.revocations,
+                "revoked": len(denied) if denied is not None else 0,
+                "denied": self.denied,
+                "ttl_cap": self._ttl_cap,
             }

@@ -16,7 +16,8 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from ._bridge import drive_async, drive_sync
-from ._cache import Entry, SessionCache, token_key
+from ._bus import Invalidator
+from ._cache import Entry, SessionCache, source_of, token_key
 from ._config import AuthConfig
 from ._cookies import CookieName, FoundCookie, candidate_names, clear_cookies
 from ._database_strategy import DatabaseStrategy
@@ -51,6 +52,9 @@ class AuthRuntime:
             self.strategy = DatabaseStrategy(config, self.candidates)
         else:
             self.strategy = JwtStrategy(config, self.candidates)
+        # Sign-out, update and sign-in invalidate through this: here, and on
+        # the bus to every other process when cache={"bus": ...} is set.
+        self.invalidation = Invalidator(config, self.candidates, self.cache)
 
     def __repr__(self) -> str:
         return f"AuthRuntime({self.config!r})"
@@ -68,7 +72,7 @@ class AuthRuntime:
         if found is None:
             return None, None, b"", None
         key = token_key(found.value)
-        return _MISSING, found, key, self.cache.get(key)
+        return _MISSING, found, key, self.cache.get(key, source_of(found))
 
     def _finish(self, view: RequestView, entry: Entry | None) -> Session | None:
         session = None
@@ -90,11 +94,9 @@ class AuthRuntime:
         if found is None:
             return stored if stored is not _MISSING else self._finish(view, None)
         if entry is None:
-            future, leader = self.cache.claim(key)
-            if leader:
-                entry = await self._lead_async(key, found, future)
-            else:
-                entry = await self._follow_async(future)
+            entry = await self.cache.resolve_async(
+                key, source_of(found), lambda: drive_async(self.strategy.resolve(found))
+            )
         return self._finish(view, entry)
 
     def get_session_sync(self, source: Any = None) -> Session | None:
@@ -104,52 +106,15 @@ class AuthRuntime:
         if found is None:
             return stored if stored is not _MISSING else self._finish(view, None)
         if entry is None:
-            future, leader = self.cache.claim(key)
-            entry = self._lead_sync(key, found, future) if leader else self._follow_sync(future)
+            entry = self.cache.resolve_sync(
+                key, source_of(found), lambda: drive_sync(self.strategy.resolve(found))
+            )
         return self._finish(view, entry)
-
-    async def _lead_async(
-        self, key: bytes, found: FoundCookie, future: Future[Entry]
-    ) -> Entry | None:
-        entry: Entry | None = None
-        error: BaseException | None = None
-        try:
-            entry = await drive_async(self.strategy.resolve(found))
-        except Exception as exc:
-            error = exc
-            _log_failure(exc)
-        except BaseException as exc:  # cancelled: waiters must not see a CancelledError
-            error = RuntimeError("session resolution was cancelled")
-            raise exc
-        finally:
-            self.cache.settle(key, future, entry, error)
-        return entry
-
-    def _lead_sync(self, key: bytes, found: FoundCookie, future: Future[Entry]) -> Entry | None:
-        entry: Entry | None = None
-        error: BaseException | None = None
-        try:
-            entry = drive_sync(self.strategy.resolve(found))
-        except Exception as exc:
-            error = exc
-            _log_failure(exc)
-        except BaseException as exc:
-            error = RuntimeError("session resolution was interrupted")
-            raise exc
-        finally:
-            self.cache.settle(key, future, entry, error)
-        return entry
 
     async def _follow_async(self, future: Future[Entry]) -> Entry | None:
         try:
             return await SessionCache.wait_async(future)
         except Exception:  # the leader logged it
-            return None
-
-    def _follow_sync(self, future: Future[Entry]) -> Entry | None:
-        try:
-            return future.result()
-        except Exception:
             return None
 
     # -- writing -------------------------------------------------------------
@@ -203,7 +168,11 @@ class AuthRuntime:
     ) -> Any:
         if not isinstance(user, Mapping):
             raise TypeError(f"sign_in needs a user dict, got {type(user).__name__}")
-        spec = self._write_name(to_view(request) if request is not None else None)
+        view = to_view(request) if request is not None else None
+        spec = self._write_name(view)
+        previous = find_token(view, self.candidates) if view is not None else None
+        if previous is not None:  # its cookie is being replaced: no process keeps it cached
+            self.invalidation.drop(previous.value)
         return self.strategy.sign_in(user, spec, account, profile, is_new_user)
 
     def _finish_sign_in(self, result: Any, response: Any) -> str:
@@ -278,6 +247,7 @@ class AuthRuntime:
         response = response if response is not None else view.response
         names: tuple[str, ...] = ()
         if found is not None:
+            self.invalidation.revoke(found)  # here and, with a bus, in every process
             names = found.names
         if view.store is not None and (SCOPE_KEY in view.store or PENDING_KEY in view.store):
             view.store[SCOPE_KEY] = None
@@ -289,8 +259,8 @@ class AuthRuntime:
         """Auth.js ``update()``: re-run the callbacks with ``trigger="update"``."""
         view = to_view(source)
         found = find_token(view, self.candidates)
-        if found is None:
-            return None
+        if found is None or self.cache.is_revoked(token_key(found.value)):
+            return None  # a signed-out token is not turned into a new one
         try:
             result = await drive_async(self.strategy.update(found, data))
         except Exception as exc:
@@ -301,8 +271,8 @@ class AuthRuntime:
     def update_session_sync(self, source: Any, data: Any, response: Any = None) -> Session | None:
         view = to_view(source)
         found = find_token(view, self.candidates)
-        if found is None:
-            return None
+        if found is None or self.cache.is_revoked(token_key(found.value)):
+            return None  # a signed-out token is not turned into a new one
         try:
             result = drive_sync(self.strategy.update(found, data))
         except Exception as exc:
@@ -314,19 +284,21 @@ class AuthRuntime:
         self, view: RequestView, found: FoundCookie, result: Any, response: Any
     ) -> Session | None:
         session, writes, new_token = result
-        self.cache.invalidate(token_key(found.value))
+        self.invalidation.drop(found.value)
         if session is not None and new_token is not None:
-            self.cache.put(
-                token_key(new_token),
-                Entry(session, time.monotonic() + self.config.cache_options.ttl),
-            )
+            lifetime = min(self.config.cache_options.ttl, self.config.max_age)  # the new exp
+            self.cache.put(token_key(new_token), Entry(session, time.monotonic() + lifetime))
         if view.store is not None and (SCOPE_KEY in view.store or PENDING_KEY in view.store):
             view.store[SCOPE_KEY] = session
         apply_writes(response if response is not None else view.response, writes)
         return session  # type: ignore[no-any-return]
 
     def cache_stats(self) -> dict[str, Any]:
-        return self.cache.stats()
+        return {**self.cache.stats(), **self.invalidation.stats()}
+
+    def close(self) -> None:
+        """Stop background work (the invalidation bus); the runtime still reads sessions."""
+        self.invalidation.close()
 
 
 def _log_failure(exc: BaseException) -> None:
