@@ -1,4 +1,4 @@
-"""The ``authsession`` command line: ``decode`` and ``secret``."""
+"""The ``authsession`` command line."""
 
 from __future__ import annotations
 
@@ -37,6 +37,29 @@ def _cmd_decode(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from ._config import secrets_from_env
+    from ._explain import explain
+
+    from_stdin = args.cookie == "-"
+    header = sys.stdin.read().strip() if from_stdin else args.cookie
+    if header.lower().startswith("cookie:"):
+        header = header[len("cookie:") :].strip()
+    secrets = tuple(args.secret) if args.secret else secrets_from_env()
+    result = explain(
+        header,
+        secrets,
+        authorization=args.authorization,
+        cookie_name=args.cookie_name,
+        secure_cookie=args.secure_cookie,
+    )
+    for line in result.lines:
+        print(line)
+    if result.claims is not None and args.claims:
+        print(json.dumps(result.claims, indent=2, ensure_ascii=False))
+    return 0 if result.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="authsession", description="Auth.js / NextAuth sessions for Python."
@@ -54,6 +77,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fmt.add_argument("--v4", action="store_true", help="a NextAuth v4 token")
     dec.set_defaults(func=_cmd_decode)
+
+    exp = commands.add_parser(
+        "explain",
+        help="say why a Cookie header gives (or does not give) a session",
+        description="Walk a Cookie header through cookie lookup, chunk joining and "
+        "decryption, and say where and why it stops. Exit status 0 when a session resolves.",
+    )
+    exp.add_argument("cookie", help="the Cookie header value (from the browser); '-' reads stdin")
+    exp.add_argument(
+        "--secret",
+        action="append",
+        help="the Auth.js secret; repeat for rotation (default: $AUTH_SECRET, $NEXTAUTH_SECRET)",
+    )
+    exp.add_argument("--authorization", help="an Authorization header value to consider too")
+    exp.add_argument("--cookie-name", help="a custom session cookie name")
+    secure = exp.add_mutually_exclusive_group()
+    secure.add_argument(
+        "--secure", dest="secure_cookie", action="store_const", const=True, default=None
+    )
+    secure.add_argument("--insecure", dest="secure_cookie", action="store_const", const=False)
+    exp.add_argument("--claims", action="store_true", help="also print the decoded claims")
+    exp.set_defaults(func=_cmd_explain)
 
     sec = commands.add_parser("secret", help="print a new random secret for AUTH_SECRET")
     sec.add_argument("--bytes", type=int, default=32, help="random bytes (default: 32)")
