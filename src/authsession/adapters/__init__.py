@@ -11,11 +11,17 @@ from __future__ import annotations
 
 from ._interface import Adapter, AdapterError, AdapterUnavailable, Record
 from ._memory import MemoryAdapter
+from ._postgres import PostgresAdapter
+from ._redis import RedisAdapter
+from ._sqlite import SQLiteAdapter
 
 __all__ = [
     "Adapter",
     "AdapterError",
     "AdapterUnavailable",
     "MemoryAdapter",
+    "PostgresAdapter",
     "Record",
+    "RedisAdapter",
+    "SQLiteAdapter",
 ]

@@ -130,3 +130,18 @@ def extra_user_id(extra: Mapping[str, Any]) -> str | None:
     """The new owner an ``update_session(**extra)`` asks for, if any."""
     value = extra.get("user_id", extra.get("userId"))
     return None if value is None else str(value)
+
+
+def stored_time(value: Any) -> datetime | None:
+    """A datetime column as some Auth.js stack wrote it, as an aware UTC datetime.
+
+    Accepts a datetime, ISO 8601 text, or epoch numbers (milliseconds when the
+    magnitude says so -- Prisma and Drizzle's ``timestamp_ms`` -- else seconds).
+    """
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return from_epoch_ms(value if abs(value) >= 1e11 else value * 1000)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return stored_time(int(value.strip()))
+    return utc(value)
