@@ -60,6 +60,13 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from ._demo import serve
+
+    serve(args.host, args.port, args.db)  # Werkzeug's server handles Ctrl-C itself
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="authsession", description="Auth.js / NextAuth sessions for Python."
@@ -99,6 +106,16 @@ def build_parser() -> argparse.ArgumentParser:
     secure.add_argument("--insecure", dest="secure_cookie", action="store_const", const=False)
     exp.add_argument("--claims", action="store_true", help="also print the decoded claims")
     exp.set_defaults(func=_cmd_explain)
+
+    demo = commands.add_parser(
+        "demo", help="serve a demo site with database sessions on embedded SQLite"
+    )
+    demo.add_argument("--host", default="127.0.0.1", help="address (default: 127.0.0.1)")
+    demo.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    demo.add_argument(
+        "--db", default="authsession-demo.sqlite3", help="SQLite file (default: %(default)s)"
+    )
+    demo.set_defaults(func=_cmd_demo)
 
     sec = commands.add_parser("secret", help="print a new random secret for AUTH_SECRET")
     sec.add_argument("--bytes", type=int, default=32, help="random bytes (default: 32)")
