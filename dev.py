@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """One entry point for working on authsession; needs only Python 3.10+.
 
-    python3 dev.py example   # set up .venv, serve the example app on http://127.0.0.1:8000
+    python3 dev.py demo      # set up .venv, serve the demo (SQLite sessions) on http://127.0.0.1:8000
+    python3 dev.py example   # set up .venv, serve the Starlette example app on http://127.0.0.1:8000
     python3 dev.py test      # set up .venv (and the npm packages), run the whole test suite
     python3 dev.py lint      # ruff and mypy --strict on src/
     python3 dev.py bench     # run every benchmark, tables into benchmarks/results/
@@ -52,7 +53,7 @@ def setup() -> None:
 
 def main(argv: list[str]) -> int:
     command, rest = (argv[0], argv[1:]) if argv else ("test", [])
-    if command not in {"example", "test", "lint", "bench"}:
+    if command not in {"demo", "example", "test", "lint", "bench"}:
         print(__doc__)
         return 2
     setup()
@@ -67,6 +68,8 @@ def main(argv: list[str]) -> int:
         for script in sorted((ROOT / "benchmarks").glob("*.py")):
             status = run(PY, script, *rest) or status
         return status
+    if command == "demo":
+        return run(BIN / "authsession", "demo", *rest)
     return run(PY, ROOT / "examples" / "starlette_app.py", *rest)
 
 

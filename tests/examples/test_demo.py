@@ -37,7 +37,7 @@ class Demo:
                 return
             except OSError:
                 if self.proc.poll() is not None:
-                    raise RuntimeError(self.proc.stdout.read().decode())  # type: ignore[union-attr]
+                    raise RuntimeError(self.proc.stdout.read().decode()) from None  # type: ignore[union-attr]
                 time.sleep(0.05)
         raise RuntimeError("demo did not start")
 
