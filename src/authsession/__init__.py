@@ -8,6 +8,7 @@ token. See the README for the middleware and framework integrations.
 from __future__ import annotations
 
 from ._api import (
+    configure_auth_proxy_runtime,
     configure_auth_runtime,
     get_server_session,
     get_server_session_sync,
@@ -18,6 +19,7 @@ from ._cache import CacheOptions
 from ._config import AuthConfig
 from ._errors import AuthRuntimeNotConfigured, AuthSessionError, ConfigurationError
 from ._middleware import AuthSessionMiddleware
+from ._proxy_config import ProxyConfig
 from ._runtime import AuthRuntime
 from ._session import Session
 
@@ -31,8 +33,10 @@ __all__ = [
     "AuthSessionMiddleware",
     "CacheOptions",
     "ConfigurationError",
+    "ProxyConfig",
     "Session",
     "__version__",
+    "configure_auth_proxy_runtime",
     "configure_auth_runtime",
     "get_server_session",
     "get_server_session_sync",

@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import Any
 
-from ._config import AuthConfig, secrets_from_env
+from ._config import DEFAULT_MAX_AGE, AuthConfig, secrets_from_env
 from ._cookies import candidate_names
 from ._errors import AuthRuntimeNotConfigured, ConfigurationError
 from ._inputs import RUNTIME_KEY, RequestView, to_view
+from ._proxy_config import DEFAULT_RETRIES, DEFAULT_TIMEOUT, ProxyConfig
 from ._runtime import AuthRuntime
 from ._session import Session
 from ._tokens import decode_found, find_token
@@ -30,6 +32,53 @@ def configure_auth_runtime(config: AuthConfig) -> AuthRuntime:
     """Make ``config`` the process default (local mode) and return its runtime."""
     global _default
     runtime = runtime_for(config)
+    _default = runtime
+    return runtime
+
+
+def configure_auth_proxy_runtime(
+    upstream_url: str,
+    *,
+    base_path: str = "/api/auth",
+    headers: Mapping[str, str] | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    retries: int = DEFAULT_RETRIES,
+    cache: Any = None,
+    transport: Any = None,
+    forward_set_cookie: bool = True,
+    allow_insecure_http: bool = False,
+    cookie_name: str | None = None,
+    secure_cookie: bool | None = None,
+    max_age: int = DEFAULT_MAX_AGE,
+    breaker_threshold: int = 5,
+    breaker_cooldown: float = 5.0,
+) -> AuthRuntime:
+    """Make proxy mode the process default: sessions come from ``GET
+    {upstream_url}{base_path}/session`` on an Auth.js app (no secret needed).
+
+    Only the request's session cookie is forwarded, plus the static
+    ``headers``; upstream failures read as no session. See docs/proxy.md for
+    every option. Raises ``ConfigurationError`` for a bad setting.
+    """
+    global _default
+    runtime = AuthRuntime(
+        ProxyConfig(
+            upstream_url=upstream_url,
+            base_path=base_path,
+            headers=headers,
+            timeout=timeout,
+            retries=retries,
+            cache=cache,
+            transport=transport,
+            forward_set_cookie=forward_set_cookie,
+            allow_insecure_http=allow_insecure_http,
+            cookie_name=cookie_name,
+            secure_cookie=secure_cookie,
+            max_age=max_age,
+            breaker_threshold=breaker_threshold,
+            breaker_cooldown=breaker_cooldown,
+        )
+    )
     _default = runtime
     return runtime
 

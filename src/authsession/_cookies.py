@@ -198,9 +198,14 @@ class CookieWrite:
     path: str = "/"
     httponly: bool = True
     samesite: str = "lax"
+    # Set only when relaying a cookie an upstream Auth.js wrote with a Domain
+    # (proxy mode); authsession's own cookies are host-only, like Auth.js's default.
+    domain: str | None = None
 
     def header_value(self) -> str:
         parts = [f"{self.name}={self.value}", f"Path={self.path}"]
+        if self.domain:
+            parts.append(f"Domain={self.domain}")
         if self.max_age is not None:
             parts.append(f"Max-Age={self.max_age}")
         expires = (

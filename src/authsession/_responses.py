@@ -59,6 +59,8 @@ def apply_writes(response: Any, writes: Iterable[CookieWrite]) -> None:
         return
     for w in writes:
         deleting = w.max_age == 0
+        # Only a relayed upstream cookie has a domain; other calls stay as they were.
+        extra = {"domain": w.domain} if w.domain else {}
         set_cookie(
             w.name,
             w.value,
@@ -68,4 +70,5 @@ def apply_writes(response: Any, writes: Iterable[CookieWrite]) -> None:
             secure=w.secure,
             httponly=w.httponly,
             samesite=w.samesite,
+            **extra,
         )

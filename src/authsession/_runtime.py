@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ._bridge import drive_async, drive_sync
 from ._bus import Invalidator
@@ -24,9 +24,15 @@ from ._database_strategy import DatabaseStrategy
 from ._errors import ConfigurationError
 from ._inputs import SCOPE_KEY, RequestView, to_view
 from ._jwt_strategy import JwtStrategy
+from ._proxy_config import ProxyConfig, proxy_mode_unsupported
 from ._responses import PENDING_KEY, apply_writes
 from ._session import Session
 from ._tokens import find_token
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ._proxy_strategy import ProxyStrategy
 
 log = logging.getLogger("authsession")
 _MISSING: Any = object()
@@ -39,22 +45,30 @@ class AuthRuntime:
 
     mode = "local"
 
-    def __init__(self, config: AuthConfig) -> None:
-        if not isinstance(config, AuthConfig):
+    def __init__(self, config: AuthConfig | ProxyConfig) -> None:
+        if not isinstance(config, (AuthConfig, ProxyConfig)):
             raise ConfigurationError(
-                f"AuthRuntime needs an AuthConfig, got {type(config).__name__}"
+                f"AuthRuntime needs an AuthConfig (or a ProxyConfig for proxy mode), "
+                f"got {type(config).__name__}"
             )
         self.config = config
         self.candidates = candidate_names(config.cookie_name, config.secure_cookie)
         self.cache = SessionCache(config.cache_options)
-        self.strategy: JwtStrategy | DatabaseStrategy
-        if config.strategy == "database":
+        self.strategy: JwtStrategy | DatabaseStrategy | ProxyStrategy
+        if isinstance(config, ProxyConfig):
+            # Imported here: proxy mode is the only part of authsession that needs httpx.
+            from ._proxy_strategy import ProxyStrategy
+
+            self.mode = "proxy"
+            self.strategy = ProxyStrategy(config, self.candidates, self.cache)
+        elif config.strategy == "database":
             self.strategy = DatabaseStrategy(config, self.candidates)
         else:
             self.strategy = JwtStrategy(config, self.candidates)
         # Sign-out, update and sign-in invalidate through this: here, and on
         # the bus to every other process when cache={"bus": ...} is set.
-        self.invalidation = Invalidator(config, self.candidates, self.cache)
+        # (A ProxyConfig has every attribute the invalidator reads.)
+        self.invalidation = Invalidator(cast(AuthConfig, config), self.candidates, self.cache)
 
     def __repr__(self) -> str:
         return f"AuthRuntime({self.config!r})"
@@ -107,9 +121,19 @@ class AuthRuntime:
             return stored if stored is not _MISSING else self._finish(view, None)
         if entry is None:
             entry = self.cache.resolve_sync(
-                key, source_of(found), lambda: drive_sync(self.strategy.resolve(found))
+                key, source_of(found), lambda: self._resolve_sync(found)
             )
         return self._finish(view, entry)
+
+    def _resolve_sync(self, found: FoundCookie) -> Entry:
+        # A strategy with its own blocking path (proxy: a pooled sync HTTP
+        # client) answers on the calling thread instead of the bridge loop.
+        resolve_sync: Callable[[FoundCookie], Entry] | None = getattr(
+            self.strategy, "resolve_sync", None
+        )
+        if resolve_sync is not None:
+            return resolve_sync(found)
+        return drive_sync(self.strategy.resolve(found))
 
     async def _follow_async(self, future: Future[Entry]) -> Entry | None:
         try:
@@ -166,6 +190,8 @@ class AuthRuntime:
     def _sign_in_steps(
         self, user: Mapping[str, Any], request: Any, account: Any, profile: Any, is_new_user: bool
     ) -> Any:
+        if isinstance(self.config, ProxyConfig):
+            raise proxy_mode_unsupported(self.config, "sign_in")
         if not isinstance(user, Mapping):
             raise TypeError(f"sign_in needs a user dict, got {type(user).__name__}")
         view = to_view(request) if request is not None else None
@@ -257,6 +283,8 @@ class AuthRuntime:
 
     async def update_session(self, source: Any, data: Any, response: Any = None) -> Session | None:
         """Auth.js ``update()``: re-run the callbacks with ``trigger="update"``."""
+        if isinstance(self.config, ProxyConfig):
+            raise proxy_mode_unsupported(self.config, "update_session")
         view = to_view(source)
         found = find_token(view, self.candidates)
         if found is None or self.cache.is_revoked(token_key(found.value)):
@@ -269,6 +297,8 @@ class AuthRuntime:
         return self._finish_update(view, found, result, response)
 
     def update_session_sync(self, source: Any, data: Any, response: Any = None) -> Session | None:
+        if isinstance(self.config, ProxyConfig):
+            raise proxy_mode_unsupported(self.config, "update_session")
         view = to_view(source)
         found = find_token(view, self.candidates)
         if found is None or self.cache.is_revoked(token_key(found.value)):

@@ -1,0 +1,360 @@
+"""The ``proxy`` strategy: the upstream Auth.js app says whose session a cookie is.
+
+``resolve(found)`` is one steps generator, as for the other strategies: build
+the request, yield one upstream call, interpret the reply (all sans-I/O, in
+``_proxy_protocol``). What differs between sync and async callers is only who
+answers that yield:
+
+* async (``drive_async``): the call is awaited on the caller's loop, with
+  that loop's pooled ``httpx.AsyncClient`` (connections belong to the loop
+  that opened them, so there is one client per loop, never shared);
+* sync (``resolve_sync``, used by the runtime's sync path): the same
+  generator, its call answered by one pooled, thread-safe ``httpx.Client`` on
+  the calling thread. Blocking a worker thread on a socket is what sync code
+  does anyway; hopping to the bridge's background loop would only add a
+  thread switch and serialise every sync caller on one loop.
+
+Failures never raise: a dead, slow or confused upstream reads as "no session"
+for that request, is not cached, and feeds the circuit breaker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.cookiejar
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Generator
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
+
+import httpx
+
+from ._bridge import Steps, run_sync
+from ._cache import Entry, SessionCache, token_key
+from ._cookies import CookieName, FoundCookie
+from ._proxy_config import ProxyConfig, proxy_mode_unsupported
+from ._proxy_protocol import (
+    MAX_BODY,
+    Outcome,
+    Reply,
+    UpstreamHealth,
+    UpstreamRequest,
+    backoff_delay,
+    build_request,
+    interpret,
+    reissued_token,
+    session_cookie_matcher,
+)
+
+log = logging.getLogger("authsession")
+
+# Failures of the exchange itself. Anything else is a bug and propagates (the
+# runtime logs it with its traceback and reads the request as signed out).
+_TRANSPORT_ERRORS = (httpx.HTTPError, httpx.InvalidURL, OSError)
+# Failures where the request never reached the application: refused or reset
+# connects, DNS, and a pooled keep-alive connection the server had already
+# closed. A GET is safe to send again. Timeouts are not retried: `timeout` is
+# the budget for one attempt, and retrying a slow upstream only makes every
+# waiting request slower (and the upstream busier) during a brown-out.
+_RETRYABLE = (httpx.ConnectError, httpx.RemoteProtocolError)
+
+
+class _RejectAllCookies(http.cookiejar.DefaultCookiePolicy):
+    """httpx clients keep a cookie jar; ours must never keep or send one.
+
+    A session cookie the upstream sets for one user would otherwise ride along
+    on the next user's request. The Cookie header is built per request instead.
+    """
+
+    def set_ok(self, cookie: http.cookiejar.Cookie, request: Any) -> bool:
+        return False
+
+    def return_ok(self, cookie: http.cookiejar.Cookie, request: Any) -> bool:
+        return False
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class _ThreadedTransport(httpx.AsyncBaseTransport):
+    """A sync-only transport (e.g. ``httpx.HTTPTransport(cert=...)``) for the async client.
+
+    The exchange runs in a worker thread and the raw body is read there, so
+    one transport (one connection pool, one TLS setup) serves both paths.
+    """
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self._inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await asyncio.to_thread(self._exchange, request)
+
+    def _exchange(self, request: httpx.Request) -> httpx.Response:
+        response = self._inner.handle_request(request)
+        try:
+            content = b"".join(response.iter_raw())
+        finally:
+            response.close()
+        return httpx.Response(
+            response.status_code,
+            headers=response.headers,
+            content=content,
+            extensions=response.extensions,
+        )
+
+
+class UpstreamHttp:
+    """The I/O half: pooled clients, retries with backoff. Never raises for network trouble."""
+
+    def __init__(self, config: ProxyConfig, rng: Callable[[], float] = random.random) -> None:
+        self.config = config
+        self.rng = rng
+        self.calls = 0  # attempts made, for stats and tests
+        self._lock = threading.Lock()
+        self._sync_client: httpx.Client | None = None
+        self._async_clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
+
+    # -- clients -------------------------------------------------------------
+
+    def _options(self) -> dict[str, Any]:
+        return {
+            "timeout": httpx.Timeout(self.config.timeout_seconds),
+            "follow_redirects": False,  # a redirect must not carry the cookie elsewhere
+            "cookies": http.cookiejar.CookieJar(policy=_RejectAllCookies()),
+        }
+
+    def sync_client(self) -> httpx.Client:
+        with self._lock:
+            if self._sync_client is None:
+                transport = self.config.transport
+                self._sync_client = httpx.Client(transport=transport, **self._options())
+            return self._sync_client
+
+    def async_client(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            client = self._async_clients.get(loop)
+            if client is None:
+                # A closed loop's connections are dead; forget its client.
+                for old in [old for old in self._async_clients if old.is_closed()]:
+                    del self._async_clients[old]
+                transport = self.config.transport
+                if transport is not None and not callable(
+                    getattr(transport, "handle_async_request", None)
+                ):
+                    transport = _ThreadedTransport(transport)
+                client = httpx.AsyncClient(transport=transport, **self._options())
+                self._async_clients[loop] = client
+            return client
+
+    def close(self) -> None:
+        """Close the sync client and forget every loop's async client."""
+        with self._lock:
+            client, self._sync_client = self._sync_client, None
+            self._async_clients.clear()
+        if client is not None:
+            client.close()
+
+    async def aclose(self) -> None:
+        """Close the running loop's async client (other loops' cannot be closed from here)."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            client = self._async_clients.pop(loop, None)
+        if client is not None:
+            await client.aclose()
+
+    # -- one exchange, with retries ------------------------------------------
+
+    def _retry_delay(self, exc: BaseException, attempt: int) -> float | None:
+        if not isinstance(exc, _RETRYABLE) or attempt >= self.config.retries:
+            return None
+        return backoff_delay(attempt, self.config.backoff_base, self.config.backoff_max, self.rng)
+
+    def fetch_sync(self, request: UpstreamRequest) -> Reply:
+        client = self.sync_client()
+        attempt = 0
+        while True:
+            self.calls += 1
+            try:
+                return self._read_sync(client, request)
+            except _TRANSPORT_ERRORS as exc:
+                delay = self._retry_delay(exc, attempt)
+                if delay is None:
+                    return Reply(error=_describe(exc))
+            time.sleep(delay)
+            attempt += 1
+
+    async def fetch_async(self, request: UpstreamRequest) -> Reply:
+        client = self.async_client()
+        attempt = 0
+        while True:
+            self.calls += 1
+            try:
+                return await self._read_async(client, request)
+            except _TRANSPORT_ERRORS as exc:
+                delay = self._retry_delay(exc, attempt)
+                if delay is None:
+                    return Reply(error=_describe(exc))
+            await asyncio.sleep(delay)
+            attempt += 1
+
+    @staticmethod
+    def _read_sync(client: httpx.Client, request: UpstreamRequest) -> Reply:
+        with client.stream("GET", request.url, headers=request.headers) as response:
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > MAX_BODY:
+                    break
+            return _reply(response, body)
+
+    @staticmethod
+    async def _read_async(client: httpx.AsyncClient, request: UpstreamRequest) -> Reply:
+        async with client.stream("GET", request.url, headers=request.headers) as response:
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > MAX_BODY:
+                    break
+            return _reply(response, body)
+
+
+def _reply(response: httpx.Response, body: bytearray) -> Reply:
+    return Reply(
+        response.status_code,
+        tuple(response.headers.get_list("set-cookie")),
+        bytes(body[:MAX_BODY]),
+        truncated=len(body) > MAX_BODY,
+    )
+
+
+class _Fetch:
+    """The one thing a proxy resolution waits for: awaitable for ``drive_async``
+    (and ``drive_sync``'s bridge loop), answered directly by ``resolve_sync``."""
+
+    __slots__ = ("http", "request")
+
+    def __init__(self, http: UpstreamHttp, request: UpstreamRequest) -> None:
+        self.http = http
+        self.request = request
+
+    def __await__(self) -> Generator[Any, None, Reply]:
+        return self.http.fetch_async(self.request).__await__()
+
+
+def _redacted_target(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+class ProxyStrategy:
+    """Sessions from ``GET {upstream}{base_path}/session``, cached like any other."""
+
+    def __init__(
+        self,
+        config: ProxyConfig,
+        candidates: tuple[CookieName, ...],
+        cache: SessionCache,
+        *,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.config = config
+        self.candidates = candidates
+        self.cache = cache
+        self.cache_ttl = config.cache_options.ttl
+        self.negative_ttl = config.cache_options.negative_ttl
+        self.http = UpstreamHttp(config, rng)
+        worst_attempt = config.timeout_seconds * 4  # connect + write + read + pool
+        self.health = UpstreamHealth(
+            _redacted_target(config.session_url),
+            config.breaker_threshold,
+            config.breaker_cooldown,
+            trial_timeout=(config.retries + 1) * (worst_attempt + config.backoff_max) + 1.0,
+        )
+        self.matches = session_cookie_matcher(candidates) if config.forward_set_cookie else None
+
+    # -- reading -------------------------------------------------------------
+
+    def resolve(self, found: FoundCookie) -> Steps[Entry]:
+        """Steps from a found token to a cache entry; the only I/O is the yielded call."""
+        if not self.health.admit():
+            return Entry(None, 0.0)  # circuit open: fail fast, nothing cached
+        outcome: Outcome | None = None
+        try:
+            request = build_request(
+                self.config.session_url, self.config.header_pairs, found, self.candidates
+            )
+            reply = yield _Fetch(self.http, request)
+            outcome = interpret(reply, self.matches)
+        finally:
+            if outcome is None:  # cancelled, or a bug: not the upstream's fault
+                self.health.abandon()
+            else:
+                self.health.record(outcome.kind != "failure", outcome.reason)
+        return self._entry(found, outcome)
+
+    def resolve_sync(self, found: FoundCookie) -> Entry:
+        """``resolve`` for sync callers: the upstream call made on this thread."""
+        steps = self.resolve(found)
+        try:
+            step = steps.send(None)
+            while True:
+                try:
+                    if isinstance(step, _Fetch):
+                        result: Any = self.http.fetch_sync(step.request)
+                    else:  # not yielded today; kept correct for any future awaitable
+                        result = run_sync(step)
+                except Exception as exc:
+                    step = steps.throw(exc)
+                else:
+                    step = steps.send(result)
+        except StopIteration as stop:
+            entry: Entry = stop.value
+            return entry
+
+    def _entry(self, found: FoundCookie, outcome: Outcome) -> Entry:
+        now = time.monotonic()
+        if outcome.kind == "failure":
+            # A deadline already past: the cache never stores it, and the
+            # next request asks the upstream again (unless the breaker is open).
+            return Entry(None, 0.0)
+        if outcome.kind == "none":
+            if outcome.reason:
+                log.info("authsession: proxy upstream: no session (%s)", outcome.reason)
+            return Entry(None, now + self.negative_ttl, outcome.writes)
+        assert outcome.expires_at is not None
+        lifetime = min(self.cache_ttl, outcome.expires_at - time.time())
+        entry = Entry(outcome.session, now + lifetime, outcome.writes)
+        if outcome.writes:
+            # Auth.js re-issues the cookie on every session call. The client's
+            # next request carries the new value: seed the cache with it, or
+            # every request would miss and re-issue again.
+            token = reissued_token(outcome.writes, self.candidates)
+            if token is not None and token != found.value:
+                self.cache.put(token_key(token), Entry(outcome.session, entry.deadline))
+        return entry
+
+    # -- writing: the upstream owns sessions ---------------------------------
+
+    def sign_in(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise proxy_mode_unsupported(self.config, "sign_in")
+
+    def update(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise proxy_mode_unsupported(self.config, "update_session")
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def close(self) -> None:
+        self.http.close()
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+        self.http.close()
+
+    def stats(self) -> dict[str, Any]:
+        return {"upstream_calls": self.http.calls, **self.health.stats()}
