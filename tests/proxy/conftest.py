@@ -19,7 +19,7 @@ from authsession import AuthRuntime
 from authsession._proxy_config import ProxyConfig
 from authsession._time import iso_ms
 
-UPSTREAM = "http://upstream.test"  # never resolved: MockTransport answers
+UPSTREAM = "https://upstream.test"  # never resolved: MockTransport answers
 SESSION_URL = UPSTREAM + "/api/auth/session"
 TOKEN = "eyJhbGciOiJkaXIiLCJlbmMiOiJBMjU2Q0JDLUhTNTEyIn0..token-value.tag"
 

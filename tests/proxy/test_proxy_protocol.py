@@ -73,7 +73,7 @@ def test_request_headers_static_extras_accept_and_an_encoded_cookie() -> None:
 def test_set_cookie_parsing_keeps_attributes() -> None:
     write = parse_set_cookie(
         "__Secure-authjs.session-token=abc%2Fd; Path=/; Domain=.example.com; "
-        "Expires=Wed, 01 Jan 2099 00:00:00 GMT; HttpOnly; Secure; SameSite=Strict"
+        "Expires=Thu, 01 Jan 2099 00:00:00 GMT; HttpOnly; Secure; SameSite=Strict"
     )
     assert write is not None
     assert (write.name, write.value, write.path, write.domain) == (
