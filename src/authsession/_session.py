@@ -5,11 +5,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
+# JSON's scalars: by far the commonest values, and already immutable. Checked
+# by exact type first because isinstance(value, Mapping) is an ABC check,
+# slow enough to show in every resolve.
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
 
 def _freeze(value: Any) -> Any:
-    if type(value) is dict or (isinstance(value, Mapping) and not isinstance(value, AttrDict)):
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is dict or (isinstance(value, Mapping) and not isinstance(value, AttrDict)):
         return AttrDict(value)
-    if type(value) is list:
+    if kind is list:
         return [_freeze(item) for item in value]
     return value
 

@@ -23,7 +23,12 @@ def _is_number(value: object) -> bool:
 
 def parse_claims(plaintext: bytes, now: float | None = None) -> dict[str, Any]:
     try:
-        claims = json.loads(plaintext)
+        # jose reads the payload as strict UTF-8 (a leading BOM dropped) before
+        # JSON.parse; decoding here first also skips json's encoding sniffing.
+        text = plaintext.decode("utf-8")
+        if text.startswith("\ufeff"):
+            text = text[1:]
+        claims = json.loads(text)
     except (ValueError, UnicodeDecodeError):
         raise JWTDecodeError("payload is not JSON") from None
     if not isinstance(claims, dict):

@@ -41,13 +41,41 @@ _HEADER_CACHE_MAX = 64
 # header from costing a large JSON parse.
 _MAX_HEADER_CHARS = 1024
 
+_B64URL_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
+# Indexed by len % 4; a length of 1 mod 4 gets "===", which binascii refuses.
+_PADDING = (b"", b"===", b"==", b"=")
+
+# Per-key state for A256CBC-HS512, built once per derived key instead of per
+# token: an HMAC-SHA512 keyed and ready to copy (saves the two key-block
+# hashes HMAC starts with) and the AES algorithm object. Keys come from the
+# memoised derivation in _keys, so there are only ever a few; the bound is a
+# backstop.
+_CBC_STATE: dict[bytes, tuple[hmac.HMAC, algorithms.AES]] = {}
+_CBC_STATE_MAX = 64
+
 
 def b64url_decode(data: str) -> bytes:
-    """Decode unpadded base64url strictly: any character outside the alphabet fails."""
+    """Decode unpadded base64url; padding, ``+``, ``/`` and non-ASCII text fail.
+
+    Other stray characters are skipped, as ``base64.urlsafe_b64decode`` does.
+    """
     try:
         raw = data.encode("ascii")
     except UnicodeEncodeError:
         raise JWTDecodeError("invalid base64url: non-ASCII characters") from None
+    if raw.translate(None, _B64URL_ALPHABET):
+        # Something outside the alphabet: take the careful path. Anything else
+        # (the only case on the request path) goes straight to binascii, which
+        # is what urlsafe_b64decode does after its Python-level checks.
+        return _b64url_decode_odd(raw)
+    try:
+        return binascii.a2b_base64(raw.translate(_TO_STANDARD) + _PADDING[len(raw) % 4])
+    except binascii.Error:
+        raise JWTDecodeError("invalid base64url") from None
+
+
+def _b64url_decode_odd(raw: bytes) -> bytes:
     if b"=" in raw or b"+" in raw or b"/" in raw:
         raise JWTDecodeError("invalid base64url: padding or non-url alphabet")
     try:
@@ -110,12 +138,17 @@ def decrypt(enc: str, key: bytes, header_b64: str, iv_b64: str, ct_b64: str, tag
     if enc == CBC_HS512:
         if len(iv) != 16 or len(tag) != 32 or not ciphertext or len(ciphertext) % 16:
             raise JWTDecodeError("malformed A256CBC-HS512 segments")
-        mac_key, enc_key = key[:32], key[32:]
-        al = (len(aad) * 8).to_bytes(8, "big")
-        expected = hmac.new(mac_key, aad + iv + ciphertext + al, hashlib.sha512).digest()[:32]
-        if not hmac.compare_digest(expected, tag):
+        state = _CBC_STATE.get(key)
+        if state is None:
+            state = _cbc_state(key)
+        mac = state[0].copy()
+        mac.update(aad)
+        mac.update(iv)
+        mac.update(ciphertext)
+        mac.update((len(aad) * 8).to_bytes(8, "big"))
+        if not hmac.compare_digest(mac.digest()[:32], tag):
             raise JWTDecodeError("authentication tag mismatch (wrong secret or salt, or tampered)")
-        decryptor = Cipher(algorithms.AES(enc_key), modes.CBC(iv)).decryptor()
+        decryptor = Cipher(state[1], modes.CBC(iv)).decryptor()
         padded = decryptor.update(ciphertext) + decryptor.finalize()
         pad = padded[-1]
         # The tag already proved the ciphertext is ours, so a bad pad means a
@@ -131,6 +164,16 @@ def decrypt(enc: str, key: bytes, header_b64: str, iv_b64: str, ct_b64: str, tag
         raise JWTDecodeError(
             "authentication tag mismatch (wrong secret or salt, or tampered)"
         ) from None
+
+
+def _cbc_state(key: bytes) -> tuple[hmac.HMAC, algorithms.AES]:
+    if len(key) != KEY_LENGTHS[CBC_HS512]:
+        raise JWTDecodeError("the key does not fit A256CBC-HS512 (64 bytes needed)")
+    state = (hmac.new(key[:32], digestmod=hashlib.sha512), algorithms.AES(key[32:]))
+    if len(_CBC_STATE) >= _CBC_STATE_MAX:
+        _CBC_STATE.clear()
+    _CBC_STATE[key] = state
+    return state
 
 
 def encrypt(enc: str, key: bytes, header: dict[str, Any], plaintext: bytes) -> str:
