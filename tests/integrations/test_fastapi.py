@@ -291,3 +291,17 @@ def test_update_through_actions() -> None:
         assert jwt.decode(value, SECRET, NAME)["name"] == "Ada L."
         again = client.get("/me", headers={"Cookie": f"{NAME}={value}"})
         assert again.json()["user"]["name"] == "Ada L."
+
+
+def test_importing_authsession_imports_no_framework_integration() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, authsession, authsession.guards\n"
+        "leaves = ('fastapi', 'quart', 'authsession.fastapi', 'authsession.quart',"
+        " 'authsession.starlette', 'starlette.authentication')\n"
+        "print([m for m in leaves if m in sys.modules])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -1,0 +1,9 @@
+"""examples/fastapi_app.py under uvicorn, read with cookies a real Auth.js server issued."""
+
+from __future__ import annotations
+
+from ._live_server import ExampleContract
+
+
+class TestFastAPIExample(ExampleContract):
+    example = "fastapi_app.py"
