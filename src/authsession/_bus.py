@@ -348,7 +348,6 @@ class RedisBus:
         cache = self._cache()
         if cache is not None:
             cache.cap_ttl(None)
-        self.connected.set()
         self._set_wake()  # flush what queued up while down
         if self._warned:
             log.warning(
@@ -357,6 +356,7 @@ class RedisBus:
                 redact_url(self.url),
             )
             self._warned = False
+        self.connected.set()
 
     def _down(self, exc: BaseException) -> None:
         self.connected.clear()
@@ -365,7 +365,6 @@ class RedisBus:
             cache = self._cache()
             if cache is not None:
                 cache.cap_ttl(self.fallback_ttl)
-        self.state = "down"
         if not self._warned and not self._closed:
             log.warning(
                 "authsession: invalidation bus %s unreachable (%s); cached sessions live "
@@ -375,6 +374,7 @@ class RedisBus:
                 self.fallback_ttl,
             )
             self._warned = True
+        self.state = "down"  # last: whoever sees it sees the cap and the warning too
 
 
 def _parse_key(value: object) -> bytes | None:

@@ -349,6 +349,10 @@ class SessionCache:
             denied = self._denied
             return denied is not None and key in denied
 
+    def _count_resolution(self) -> None:
+        with self._lock:
+            self.resolutions += 1
+
     def _refused(self, key: bytes) -> bool:
         with self._lock:
             denied = self._denied
@@ -402,11 +406,9 @@ class SessionCache:
                     self.coalesced += 1
                     return flight, False
                 # Resolve alone; the result is not cached (the slot is taken).
-                self.resolutions += 1
                 return _Flight(source, loop), True
             flight = _Flight(source, loop)
             self._inflight[key] = flight
-            self.resolutions += 1
             return flight, True
 
     def settle(
@@ -451,6 +453,7 @@ class SessionCache:
         while True:
             flight, leader = self.claim(key, source)
             if leader:
+                self._count_resolution()
                 try:
                     entry = await resolve()
                 except Exception as exc:
@@ -476,6 +479,7 @@ class SessionCache:
         while True:
             flight, leader = self.claim(key, source, blocking=True)
             if leader:
+                self._count_resolution()
                 try:
                     entry = resolve()
                 except Exception as exc:
