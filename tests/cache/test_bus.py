@@ -133,7 +133,7 @@ def test_the_bus_carries_the_tokens_digest_never_the_token(make_runtime, redis_u
         message = pubsub.get_message(timeout=2)
         assert message is not None
         data = message["data"].decode()
-        op, digest, until, origin = data.split(" ")
+        op, digest, until, _origin = data.split(" ")
         assert op == "deny" and digest == hashlib.sha256(token.encode()).hexdigest()
         assert token not in data and float(until) > time.time()
         members = client.zrange(f"{channel}:denied", 0, -1)
@@ -182,8 +182,9 @@ def test_closing_and_dropping_a_runtime_stops_its_bus(make_runtime):
 def test_bus_unreachable_from_the_start(make_runtime, caplog):
     caplog.set_level(logging.WARNING, "authsession")
     server = RedisServer()  # not started: nothing listens on its port
-    rt = make_runtime(url=f"redis://:s3cret@127.0.0.1:{server.port}/0", wait=False,
-                      bus_fallback_ttl=0.3)
+    rt = make_runtime(
+        url=f"redis://:s3cret@127.0.0.1:{server.port}/0", wait=False, bus_fallback_ttl=0.3
+    )
     wait_for(lambda: rt.cache_stats()["bus_reconnects"] >= 2)
     stats = rt.cache_stats()
     assert stats["bus"] == "down" and stats["ttl_cap"] == 0.3
