@@ -327,8 +327,12 @@ class AuthRuntime:
         return {**self.cache.stats(), **self.invalidation.stats()}
 
     def close(self) -> None:
-        """Stop background work (the invalidation bus); the runtime still reads sessions."""
+        """Stop background work (the invalidation bus) and close pooled connections
+        (proxy mode's HTTP clients); the runtime still reads sessions."""
         self.invalidation.close()
+        close_strategy = getattr(self.strategy, "close", None)
+        if close_strategy is not None:
+            close_strategy()
 
 
 def _log_failure(exc: BaseException) -> None:

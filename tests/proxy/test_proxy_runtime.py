@@ -502,3 +502,14 @@ async def test_the_middleware_serves_proxy_sessions(make_runtime: MakeRuntime) -
     ]
     assert upstream.calls == 1
     await runtime.strategy.aclose()  # type: ignore[union-attr]
+
+
+def test_close_releases_the_pool_and_the_runtime_still_reads(make_runtime: MakeRuntime) -> None:
+    upstream = Upstream()
+    runtime = make_runtime(upstream.transport(), cache=False)
+    assert runtime.get_session_sync(COOKIE) is not None
+    client = runtime.strategy.http.sync_client()  # type: ignore[union-attr]
+    runtime.close()
+    assert client.is_closed
+    assert runtime.get_session_sync(COOKIE) is not None
+    assert upstream.calls == 2
