@@ -3,16 +3,18 @@
 Every one of them has the request's ASGI scope in hand, so the session
 lookup, the access decision and the cookie writes are written once here,
 against the scope; the integration modules only translate the outcome into
-their framework's responses and exceptions. Nothing here imports a framework.
+their framework's responses and exceptions. Nothing here imports a framework
+beyond Starlette's URL type (Starlette is a core dependency; Quart scopes
+are plain ASGI scopes too).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+
+from starlette.datastructures import URL
 
 from ._api import get_server_session, get_server_session_sync, runtime_for
 from ._inputs import RUNTIME_KEY, SCOPE_KEY
@@ -23,9 +25,6 @@ from .guards import DEFAULT_SIGN_IN_URL, Denial, DenialResponse, check, denial_r
 
 Scope = MutableMapping[str, Any]
 _MISSING: Any = object()
-# Characters a path keeps unescaped in a callbackUrl (RFC 3986 pchar and "/").
-_PATH_SAFE = "/:@!$&'()*+,;=-._~"
-_LEADING_SLASHES = re.compile(r"^/{2,}")
 
 
 def runtime_of(scope: Mapping[str, Any]) -> AuthRuntime:
@@ -63,21 +62,16 @@ def header(scope: Mapping[str, Any], name: bytes) -> str | None:
     return None
 
 
-def callback_url(scope: Mapping[str, Any]) -> str:
-    """Where sign-in should return to: this request's path and query.
+def callback_url(scope: Scope) -> str:
+    """Where sign-in should return to: this request's full URL.
 
-    Relative, like next-auth's own middleware: behind a proxy the Host the
-    app sees is often an internal name, and Auth.js's default ``redirect``
-    callback accepts any path on its own origin. Leading slashes are
-    collapsed so a request for ``//evil.example/`` cannot become a
-    protocol-relative URL on a sign-in page that redirects naively.
+    Absolute, as Auth.js v5 (and the Flask and Django integrations) do;
+    Auth.js's default ``redirect`` callback admits it when it is on the
+    front end's origin and falls back to the base URL otherwise. Behind a
+    proxy, run the server with its proxy-headers option so the URL is the
+    public one.
     """
-    path = quote(str(scope.get("path") or "/"), safe=_PATH_SAFE)
-    path = _LEADING_SLASHES.sub("/", path)
-    query = scope.get("query_string") or b""
-    if isinstance(query, bytes):
-        query = query.decode("latin-1")
-    return f"{path}?{query}" if query else path
+    return str(URL(scope=scope))
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +113,7 @@ class Guard:
             require_permission=self.require_permission or None,
         )
 
-    def respond(self, denial: Denial, scope: Mapping[str, Any]) -> DenialResponse:
+    def respond(self, denial: Denial, scope: Scope) -> DenialResponse:
         html = self.redirect_html and wants_html(header(scope, b"accept"))
         return denial_response(
             denial, html=html, callback_url=callback_url(scope), sign_in_url=self.sign_in_url

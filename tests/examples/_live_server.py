@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import quote
 
 import pytest
 import uvicorn
@@ -168,7 +169,8 @@ class ExampleContract:
         assert api.headers["www-authenticate"].startswith("Bearer")
         browser = self.get(base_url + "/api/me?x=1", Accept="text/html")
         assert browser.status_code == 303
-        assert browser.headers["location"] == "/api/auth/signin?callbackUrl=%2Fapi%2Fme%3Fx%3D1"
+        back = quote(f"{base_url}/api/me?x=1", safe="")
+        assert browser.headers["location"] == f"/api/auth/signin?callbackUrl={back}"
 
     def test_admin_route(
         self, base_url: str, authjs: AuthJsServer, alice: SignInResult, root: SignInResult

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ._live_server import ExampleContract
+
+pytestmark = pytest.mark.interop
 
 
 class TestQuartExample(ExampleContract):

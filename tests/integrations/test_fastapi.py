@@ -181,7 +181,10 @@ def test_signed_out_api_gets_401_json_with_www_authenticate(
 def test_signed_out_browser_is_redirected_to_sign_in(client: TestClient) -> None:
     response = client.get("/page?next=1", headers=HTML, follow_redirects=False)
     assert response.status_code == 303
-    assert callback_of(response.headers["location"]) == ("/api/auth/signin", "/page?next=1")
+    assert callback_of(response.headers["location"]) == (
+        "/api/auth/signin",
+        "http://testserver/page?next=1",
+    )
     assert client.get("/page", headers={**HTML, **cookie()}).text == "hello Ada"
     # Opting out: a browser gets the 401 too.
     assert client.get("/api-only", headers=HTML, follow_redirects=False).status_code == 401

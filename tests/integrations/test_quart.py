@@ -153,9 +153,12 @@ async def test_login_required_json_401_and_browser_redirect(app: Quart) -> None:
 
     browser = await client.get("/me", headers=HTML, query_string={"tab": "a b"})
     assert browser.status_code == 303
-    assert callback_of(browser.headers["Location"]) == ("/api/auth/signin", "/me?tab=a+b")
+    assert callback_of(browser.headers["Location"]) == (
+        "/api/auth/signin",
+        "http://localhost/me?tab=a+b",
+    )
     custom = await client.get("/page", headers=HTML)
-    assert callback_of(custom.headers["Location"]) == ("/login", "/page")
+    assert callback_of(custom.headers["Location"]) == ("/login", "http://localhost/page")
 
     ok = await client.get("/page", headers={**HTML, **cookie()})
     assert ok.status_code == 200 and await ok.get_data(as_text=True) == "hello Ada"
@@ -171,7 +174,7 @@ async def test_extension_defaults_apply_to_guards() -> None:
     assert (await client.get("/me", headers=HTML)).status_code == 401
     app2 = build_app(AuthSession(runtime_or_config=make_runtime(), sign_in_url="/signin"))
     redirect = await app2.test_client().get("/me", headers=HTML)
-    assert callback_of(redirect.headers["Location"]) == ("/signin", "/me")
+    assert callback_of(redirect.headers["Location"]) == ("/signin", "http://localhost/me")
 
 
 async def test_roles_and_permissions(app: Quart) -> None:
