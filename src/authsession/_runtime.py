@@ -254,7 +254,9 @@ class AuthRuntime:
 
     def _claim_for_sign_out_sync(self, key: bytes) -> Future[Entry] | None:
         while True:
-            future, leader = self.cache.claim(key)
+            # blocking=True: if the reader is a task on the loop this thread
+            # runs, the cache hands us a private slot instead of a deadlock.
+            future, leader = self.cache.claim(key, blocking=True)
             if leader:
                 return future
             try:

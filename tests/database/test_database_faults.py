@@ -309,3 +309,22 @@ async def test_threads_and_tasks_together(adapter, make_runtime):
         sessions += [f.result(10) for f in futures]
     assert all(s is not None and s.user.email == USER["email"] for s in sessions)
     assert counting.calls["get_session_and_user"] == 1
+
+
+async def test_sync_sign_out_inside_async_code_does_not_wait_on_its_own_loop(
+    adapter, make_runtime
+):
+    gated = GatedAdapter(adapter)
+    rt = make_runtime(adapter=gated)
+    token, _ = seed(adapter)
+    reached, release = gated.hold("get_session_and_user", "after")
+    reader = asyncio.create_task(rt.get_session({COOKIE: token}))
+    assert await asyncio.to_thread(reached.wait, 5)
+    threading.Timer(0.1, release.set).start()
+    started = time.monotonic()
+    # Blocks this loop, where the reader waits: it must not wait for the reader.
+    rt.sign_out_sync({COOKIE: token})
+    assert time.monotonic() - started < 5
+    await asyncio.wait_for(reader, 5)
+    assert row(adapter, token) is None
+    assert await rt.get_session({COOKIE: token}) is None
