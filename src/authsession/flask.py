@@ -46,6 +46,7 @@ __all__ = [
     "AuthSession",
     "current_session",
     "get_current_session",
+    "get_session",
     "login_required",
     "permission_required",
     "role_required",
@@ -196,6 +197,9 @@ def get_current_session() -> Session | None:
 
 
 _MISSING: Any = object()
+
+#: The same as ``get_current_session`` (the name ``authsession.quart`` uses).
+get_session = get_current_session
 
 #: The current request's ``Session | None`` as a proxy: ``current_session.user.name``,
 #: ``current_session["user"]``, ``dict(current_session)``. A proxy is never
