@@ -530,6 +530,9 @@ def test_generic_middleware_wraps_the_wsgi_handler() -> None:
     # Guards work from the environ too.
     assert wsgi.get("/me").status_code == 200
     assert WsgiClient(app).get("/me").status_code == 401
+    # The helpers write through the generic middleware's cookie sink.
+    assert json.loads(wsgi.post("/sign-out").get_data()) == {"after": True}
+    assert wsgi.get_cookie(NAME) is None
 
     # With the Django middleware too: one resolution, shared, one Set-Cookie.
     callbacks.calls = 0

@@ -10,7 +10,14 @@ from flask import Flask, render_template_string
 from tests.conftest import SECRET
 
 import authsession
-from authsession import AuthConfig, AuthRuntime, ConfigurationError, Session, jwt
+from authsession import (
+    AuthConfig,
+    AuthRuntime,
+    ConfigurationError,
+    Session,
+    get_server_session_sync,
+    jwt,
+)
 from authsession.flask import (
     AuthSession,
     current_session,
@@ -73,6 +80,8 @@ def make_app(**options: Any) -> tuple[Flask, AuthRuntime, Counting]:
     @app.get("/public")
     def public() -> Any:
         session = get_current_session()
+        # The no-argument API sees the same request, resolved once.
+        assert get_server_session_sync() is session
         return {"signed_in": bool(current_session), "is_none": session is None}
 
     @app.get("/me")
