@@ -23,7 +23,7 @@ log = logging.getLogger("authsession")
 _default: AuthRuntime | None = None
 # Runtimes made for configs passed per call, so their caches persist between
 # calls. Bounded: a program that builds a new config per request must not grow.
-_by_config: OrderedDict[AuthConfig, AuthRuntime] = OrderedDict()
+_by_config: OrderedDict[AuthConfig | ProxyConfig, AuthRuntime] = OrderedDict()
 _BY_CONFIG_MAX = 32
 _lock = threading.Lock()
 
@@ -95,7 +95,7 @@ def current_runtime() -> AuthRuntime | None:
     return _default
 
 
-def runtime_for(config: AuthConfig | AuthRuntime | None) -> AuthRuntime:
+def runtime_for(config: AuthConfig | ProxyConfig | AuthRuntime | None) -> AuthRuntime:
     """The runtime for a ``config=`` argument, or the configured default."""
     if config is None:
         if _default is None:
@@ -103,9 +103,10 @@ def runtime_for(config: AuthConfig | AuthRuntime | None) -> AuthRuntime:
         return _default
     if isinstance(config, AuthRuntime):
         return config
-    if not isinstance(config, AuthConfig):
+    if not isinstance(config, (AuthConfig, ProxyConfig)):
         raise ConfigurationError(
-            f"config must be an AuthConfig or an AuthRuntime, got {type(config).__name__}"
+            "config must be an AuthConfig, a ProxyConfig or an AuthRuntime, "
+            f"got {type(config).__name__}"
         )
     with _lock:
         runtime = _by_config.get(config)

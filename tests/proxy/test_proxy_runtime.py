@@ -513,3 +513,33 @@ def test_close_releases_the_pool_and_the_runtime_still_reads(make_runtime: MakeR
     assert client.is_closed
     assert runtime.get_session_sync(COOKIE) is not None
     assert upstream.calls == 2
+
+
+def test_a_proxy_config_passed_per_call_keeps_one_runtime_and_cache() -> None:
+    upstream = Upstream()
+    config = authsession.ProxyConfig(
+        upstream_url="https://upstream.test", transport=upstream.transport()
+    )
+    for _ in range(3):
+        session = authsession.get_server_session_sync(COOKIE, config)  # type: ignore[arg-type]
+        assert session is not None
+    assert upstream.calls == 1
+
+
+async def test_the_middleware_accepts_a_proxy_config() -> None:
+    upstream = Upstream()
+    config = authsession.ProxyConfig(
+        upstream_url="https://upstream.test", transport=upstream.async_transport()
+    )
+    seen: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(scope["authsession"])
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    wrapped = authsession.AuthSessionMiddleware(app, config)  # type: ignore[arg-type]
+    transport = httpx.ASGITransport(app=wrapped)
+    async with httpx.AsyncClient(transport=transport, base_url="http://app.test") as client:
+        assert (await client.get("/", headers={"cookie": COOKIE})).status_code == 204
+    assert seen[0].user.name == "alice"
