@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import datetime, timezone
 from typing import Any
 
 from ._cookies import CookieWrite
 
 log = logging.getLogger("authsession")
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 # Where the middleware collects the cookies resolution wants written during
@@ -65,7 +63,9 @@ def apply_writes(response: Any, writes: Iterable[CookieWrite]) -> None:
             w.name,
             w.value,
             max_age=w.max_age,
-            expires=_EPOCH if deleting else w.expires,
+            # Max-Age=0 alone deletes: Django refuses expires together with
+            # max_age, and Starlette, Werkzeug and Django derive the rest.
+            expires=None if deleting else w.expires,
             path=w.path,
             secure=w.secure,
             httponly=w.httponly,

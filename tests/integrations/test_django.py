@@ -571,3 +571,18 @@ def test_generic_middleware_wraps_the_asgi_handler() -> None:
     assert signed_in.get("/scope").json() == {"scope": "Ada", "attr": "Ada"}
     assert signed_in.get("/ame").json()["user"]["name"] == "Ada"
     assert callbacks.calls == 2  # once per request, not once per layer
+
+
+def test_runtime_sign_out_onto_a_django_response() -> None:
+    """The documented `(request, response)` writing form with a Django HttpResponse."""
+    from django.test import RequestFactory
+
+    runtime = AuthRuntime(AuthConfig(secret=SECRET))
+    request = RequestFactory().get("/", HTTP_COOKIE=f"{NAME}={token()}")
+    response = HttpResponse("bye")
+    runtime.sign_out_sync(request, response)
+    morsel = response.cookies[NAME]
+    assert morsel.value == "" and morsel["max-age"] == 0
+    fresh = HttpResponse()
+    runtime.sign_in_sync({"id": "1", "name": "Ada"}, fresh)
+    assert jwt.decode(fresh.cookies[NAME].value, SECRET, NAME)["name"] == "Ada"
