@@ -249,3 +249,26 @@ def clear_cookies(names: Iterable[str]) -> list[CookieWrite]:
         CookieWrite(n, "", None, n.startswith(SECURE_PREFIX), max_age=0)
         for n in dict.fromkeys(names)
     ]
+
+
+def stale_chunks(cookies: Mapping[str, str], writes: Iterable[CookieWrite]) -> list[CookieWrite]:
+    """Clearing writes for the request's cookies of the written name that are not rewritten.
+
+    A sign-in that replaces a chunked cookie with a shorter one must clear the
+    chunks it no longer uses (and a whole cookie replaced by chunks, or the
+    reverse), or the browser keeps sending the old pieces.
+    """
+    written = {w.name for w in writes}
+    bases = {name.rsplit(".", 1)[0] if _is_chunk(name) else name for name in written}
+    stale = [
+        name
+        for name in cookies
+        if name not in written
+        and (name in bases or (_is_chunk(name) and name.rsplit(".", 1)[0] in bases))
+    ]
+    return clear_cookies(stale) if stale else []
+
+
+def _is_chunk(name: str) -> bool:
+    head, dot, index = name.rpartition(".")
+    return bool(dot and head and index.isdigit())

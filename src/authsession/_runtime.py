@@ -19,7 +19,7 @@ from ._bridge import drive_async, drive_sync
 from ._bus import Invalidator
 from ._cache import Entry, SessionCache, source_of, token_key
 from ._config import AuthConfig
-from ._cookies import CookieName, FoundCookie, candidate_names, clear_cookies
+from ._cookies import CookieName, FoundCookie, candidate_names, clear_cookies, stale_chunks
 from ._database_strategy import DatabaseStrategy
 from ._errors import ConfigurationError
 from ._inputs import SCOPE_KEY, RequestView, to_view
@@ -170,6 +170,7 @@ class AuthRuntime:
         return self._finish_sign_in(
             await drive_async(self._sign_in_steps(user, request, account, profile, is_new_user)),
             response,
+            request,
         )
 
     def sign_in_sync(
@@ -185,6 +186,7 @@ class AuthRuntime:
         return self._finish_sign_in(
             drive_sync(self._sign_in_steps(user, request, account, profile, is_new_user)),
             response,
+            request,
         )
 
     def _sign_in_steps(
@@ -201,14 +203,15 @@ class AuthRuntime:
             self.invalidation.drop(previous.value)
         return self.strategy.sign_in(user, spec, account, profile, is_new_user)
 
-    def _finish_sign_in(self, result: Any, response: Any) -> str:
+    def _finish_sign_in(self, result: Any, response: Any, request: Any) -> str:
         if result is None:
             raise PermissionError("the jwt callback refused the sign-in (returned None)")
         value, writes = result
+        view = to_view(request)  # None: the request the middleware is handling, if any
         if response is None:
             # Inside the middleware: the cookie goes on the current response.
-            response = to_view(None).response
-        apply_writes(response, writes)
+            response = view.response
+        apply_writes(response, [*writes, *stale_chunks(view.cookies, writes)])
         return str(value)
 
     async def sign_out(self, source: Any, response: Any = None) -> None:

@@ -565,3 +565,22 @@ def test_sign_in_secure_from_https_request_and_chunked():
     joined = "; ".join(c.split(";")[0] for c in cookies)
     assert rt.get_session_sync(joined).user.name == "x" * 5000
     assert jwt.decode(value, SECRET, "__Secure-authjs.session-token")["sub"] == "1"
+
+
+def test_sign_in_clears_chunks_and_whole_cookies_it_no_longer_uses() -> None:
+    runtime = AuthRuntime(AuthConfig(secret=SECRET))
+    old = {f"{NAME}.0": "a", f"{NAME}.1": "b", f"{NAME}.2": "c", "theme": "dark"}
+    sink: list[tuple[str, str]] = []
+    runtime.sign_in_sync({"id": "1", "name": "Ada"}, sink, request=old)
+    headers = [h for _, h in sink]
+    assert headers[0].startswith(f"{NAME}=ey")
+    cleared = sorted(h.split("=")[0] for h in headers[1:])
+    assert cleared == [f"{NAME}.0", f"{NAME}.1", f"{NAME}.2"]
+    assert all("Max-Age=0" in h for h in headers[1:])
+
+    sink.clear()
+    runtime.sign_in_sync({"id": "1", "name": "G" * 6000}, sink, request={NAME: "old", f"{NAME}.5": "x"})
+    written = [h.split("=")[0] for _, h in sink if "Max-Age=0" not in h]
+    cleared = [h.split("=")[0] for _, h in sink if "Max-Age=0" in h]
+    assert written == [f"{NAME}.{i}" for i in range(len(written))] and len(written) >= 2
+    assert sorted(cleared) == sorted([NAME, f"{NAME}.5"])
