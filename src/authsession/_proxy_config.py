@@ -154,6 +154,9 @@ class ProxyConfig:
     cache: CacheOptions | Mapping[str, Any] | bool | None = None
     transport: Any = None
     forward_set_cookie: bool = True
+    # Also sign out at the upstream (Auth.js's CSRF-protected POST {base}/signout):
+    # a database upstream then deletes the session row.
+    sign_out_upstream: bool = False
     allow_insecure_http: bool = False
     cookie_name: str | None = None
     secure_cookie: bool | None = None
@@ -193,10 +196,11 @@ class ProxyConfig:
         _seconds("breaker_cooldown", self.breaker_cooldown, low=0, high=3600, low_inclusive=False)
         _seconds("backoff_base", self.backoff_base, low=0, high=60, low_inclusive=True)
         _seconds("backoff_max", self.backoff_max, low=0, high=300, low_inclusive=True)
-        if not isinstance(self.forward_set_cookie, bool):
-            raise ConfigurationError(
-                f"forward_set_cookie must be True or False, got {self.forward_set_cookie!r}"
-            )
+        for flag in ("forward_set_cookie", "sign_out_upstream"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ConfigurationError(
+                    f"{flag} must be True or False, got {getattr(self, flag)!r}"
+                )
         if self.cookie_name is not None and (
             not isinstance(self.cookie_name, str)
             or not self.cookie_name

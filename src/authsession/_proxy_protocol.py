@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlencode
 
 from ._cookies import CHUNK_SIZE, CookieName, CookieWrite, FoundCookie
 from ._session import Session
@@ -49,6 +49,8 @@ _REQUEST_REJECTED = frozenset({413, 414, 431})
 class UpstreamRequest:
     url: str
     headers: tuple[tuple[str, str], ...]
+    method: str = "GET"
+    body: bytes | None = None
 
 
 def _chunked(name: str, value: str) -> list[tuple[str, str]]:
@@ -95,12 +97,24 @@ def build_request(
     static_headers: tuple[tuple[str, str], ...],
     found: FoundCookie,
     candidates: Iterable[CookieName],
+    *,
+    extra_cookie: str = "",
+    form: dict[str, str] | None = None,
 ) -> UpstreamRequest:
+    """``GET url`` (or a form ``POST``) carrying the session cookie and the static headers.
+
+    ``extra_cookie`` is appended to the Cookie header exactly as given (a
+    ``name=value`` the upstream itself set, already encoded).
+    """
     headers = list(static_headers)
     if not any(name.lower() == "accept" for name, _ in headers):
         headers.append(("accept", "application/json"))
-    headers.append(("cookie", cookie_header(forwarded_cookies(found, candidates))))
-    return UpstreamRequest(url, tuple(headers))
+    cookie = cookie_header(forwarded_cookies(found, candidates))
+    headers.append(("cookie", f"{cookie}; {extra_cookie}" if extra_cookie else cookie))
+    if form is None:
+        return UpstreamRequest(url, tuple(headers))
+    headers.append(("content-type", "application/x-www-form-urlencoded"))
+    return UpstreamRequest(url, tuple(headers), "POST", urlencode(form).encode("ascii"))
 
 
 # --------------------------------------------------------------------------- #
@@ -117,6 +131,7 @@ class Reply:
     body: bytes = b""
     error: str | None = None
     truncated: bool = False
+    location: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,6 +290,48 @@ def interpret(
     if expires_at <= (time.time() if now is None else now):
         return Outcome("none", writes=writes, reason="the upstream session has expired")
     return Outcome("session", Session(data), expires_at, writes)
+
+
+# --------------------------------------------------------------------------- #
+# Signing out at the upstream (opt-in): Auth.js's own CSRF-protected POST
+# --------------------------------------------------------------------------- #
+
+
+def csrf_from(reply: Reply) -> tuple[str, str] | str:
+    """From ``GET {base}/csrf``: (the form token, the ``name=value`` of its cookie), or why not.
+
+    Auth.js checks the posted token against its CSRF cookie (a double-submit
+    cookie, ``authjs.csrf-token`` / ``__Host-authjs.csrf-token`` /
+    ``next-auth.csrf-token``), so both are sent back.
+    """
+    if reply.error is not None:
+        return reply.error
+    if reply.status != 200:
+        return f"HTTP {reply.status} from the csrf endpoint"
+    try:
+        data = json.loads(reply.body)
+    except (ValueError, UnicodeDecodeError):
+        return "the csrf endpoint did not answer JSON"
+    token = data.get("csrfToken") if isinstance(data, dict) else None
+    if not isinstance(token, str) or not token:
+        return "the csrf endpoint gave no csrfToken"
+    for header in reply.set_cookies:
+        pair = header.split(";", 1)[0].strip()
+        name = pair.partition("=")[0].strip()
+        if name.endswith("csrf-token"):
+            return token, pair
+    return "the csrf endpoint set no csrf cookie"
+
+
+def sign_out_problem(reply: Reply) -> str | None:
+    """None if Auth.js accepted the sign-out (it redirects, to an error page if not)."""
+    if reply.error is not None:
+        return reply.error
+    if reply.status not in (200, 302, 303):
+        return f"HTTP {reply.status}"
+    if reply.location and "error=" in reply.location:
+        return "the upstream redirected to its error page"
+    return None
 
 
 # --------------------------------------------------------------------------- #

@@ -21,6 +21,7 @@ for that request, is not cached, and feeds the circuit breaker.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.cookiejar
 import logging
 import random
@@ -44,9 +45,11 @@ from ._proxy_protocol import (
     UpstreamRequest,
     backoff_delay,
     build_request,
+    csrf_from,
     interpret,
     reissued_token,
     session_cookie_matcher,
+    sign_out_problem,
 )
 
 log = logging.getLogger("authsession")
@@ -155,12 +158,14 @@ class UpstreamHttp:
             return client
 
     def close(self) -> None:
-        """Close the sync client and forget every loop's async client."""
+        """Close the sync client, and every async client whose loop still runs."""
         with self._lock:
             client, self._sync_client = self._sync_client, None
-            self._async_clients.clear()
+            clients, self._async_clients = self._async_clients, {}
         if client is not None:
             client.close()
+        for loop, async_client in clients.items():
+            _close_on_its_loop(loop, async_client)
 
     async def aclose(self) -> None:
         """Close the running loop's async client (other loops' cannot be closed from here)."""
@@ -207,7 +212,9 @@ class UpstreamHttp:
 
     @staticmethod
     def _read_sync(client: httpx.Client, request: UpstreamRequest) -> Reply:
-        with client.stream("GET", request.url, headers=request.headers) as response:
+        with client.stream(
+            request.method, request.url, headers=request.headers, content=request.body
+        ) as response:
             body = bytearray()
             for chunk in response.iter_bytes():
                 body += chunk
@@ -217,7 +224,9 @@ class UpstreamHttp:
 
     @staticmethod
     async def _read_async(client: httpx.AsyncClient, request: UpstreamRequest) -> Reply:
-        async with client.stream("GET", request.url, headers=request.headers) as response:
+        async with client.stream(
+            request.method, request.url, headers=request.headers, content=request.body
+        ) as response:
             body = bytearray()
             async for chunk in response.aiter_bytes():
                 body += chunk
@@ -226,12 +235,39 @@ class UpstreamHttp:
             return _reply(response, body)
 
 
+_CLOSING: set[asyncio.Task[None]] = set()  # keeps fire-and-forget closes alive
+
+
+def _close_on_its_loop(loop: asyncio.AbstractEventLoop, client: httpx.AsyncClient) -> None:
+    """Close ``client`` on the loop that owns its connections, if that loop still runs.
+
+    A closed loop took its connections' fate with it; a loop that is not
+    running (and not closed) cannot be driven safely from here, and its
+    sockets are released when the client is collected.
+    """
+    if loop.is_closed() or not loop.is_running():
+        return
+    try:
+        current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        current = None
+    if current is loop:
+        task = loop.create_task(client.aclose())
+        _CLOSING.add(task)
+        task.add_done_callback(_CLOSING.discard)
+        return
+    done = asyncio.run_coroutine_threadsafe(client.aclose(), loop)
+    with contextlib.suppress(Exception):
+        done.result(timeout=1.0)
+
+
 def _reply(response: httpx.Response, body: bytearray) -> Reply:
     return Reply(
         response.status_code,
         tuple(response.headers.get_list("set-cookie")),
         bytes(body[:MAX_BODY]),
         truncated=len(body) > MAX_BODY,
+        location=response.headers.get("location"),
     )
 
 
@@ -342,6 +378,45 @@ class ProxyStrategy:
         return entry
 
     # -- writing: the upstream owns sessions ---------------------------------
+
+    def sign_out(self, found: FoundCookie) -> Steps[None]:
+        """With ``sign_out_upstream=True``, Auth.js's own sign-out for the token.
+
+        A database upstream then deletes the session row; a JWT upstream has
+        nothing to revoke. Failures are logged, never raised: the local
+        sign-out (cookies cleared, the token refused here) happens anyway.
+        """
+        if not self.config.sign_out_upstream:
+            return
+        base = f"{self.config.upstream_url}{self.config.base_path}"
+        headers = self.config.header_pairs
+        reply = yield _Fetch(
+            self.http, build_request(f"{base}/csrf", headers, found, self.candidates)
+        )
+        csrf = csrf_from(reply)
+        problem: str | None
+        if isinstance(csrf, str):
+            problem = csrf
+        else:
+            token, cookie = csrf
+            request = build_request(
+                f"{base}/signout",
+                headers,
+                found,
+                self.candidates,
+                extra_cookie=cookie,
+                form={"csrfToken": token, "callbackUrl": self.config.upstream_url},
+            )
+            problem = sign_out_problem((yield _Fetch(self.http, request)))
+        if problem is None:
+            log.debug("authsession: signed out at the proxy upstream %s", self.health.target)
+        else:
+            log.warning(
+                "authsession: sign-out at the proxy upstream %s failed (%s); the session was "
+                "ended here only",
+                self.health.target,
+                problem,
+            )
 
     def sign_in(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise proxy_mode_unsupported(self.config, "sign_in")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import threading
 import time
@@ -299,3 +300,27 @@ def test_the_upstreams_no_session_answer(
     token = signed_in.cookies["authjs.session-token"]
     session = runtime.get_session_sync({"Authorization": f"Bearer {token}"})
     assert session is not None and session.user.name == "proxy-bearer"
+
+
+@pytest.mark.parametrize("kind", ["plain", "secure"])
+def test_sign_out_upstream_passes_auth_js_csrf_check(
+    servers: dict[str, AuthJsServer],
+    runtime_for: Any,
+    kind: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The csrf round trip is accepted by a real Auth.js (a failure would redirect
+    to its error page and log a warning), also with `__Host-` csrf cookies."""
+    server = servers[kind]
+    signed_in = sign_in(server.base_url, f"proxy-signout-{kind}")
+    runtime, transport = runtime_for(server.base_url, sign_out_upstream=True)
+    cookie = cookie_header(signed_in.cookies)
+    assert runtime.get_session_sync(cookie) is not None
+    caplog.set_level(logging.DEBUG, "authsession")
+    response: list[tuple[str, str]] = []
+    runtime.sign_out_sync((cookie, response))
+    assert "signed out at the proxy upstream" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert transport.calls == 3  # session, csrf, signout
+    assert [parse_set_cookie(v).deletes for _, v in response] == [True]
+    assert runtime.get_session_sync(cookie) is None

@@ -543,3 +543,77 @@ async def test_the_middleware_accepts_a_proxy_config() -> None:
     async with httpx.AsyncClient(transport=transport, base_url="http://app.test") as client:
         assert (await client.get("/", headers={"cookie": COOKIE})).status_code == 204
     assert seen[0].user.name == "alice"
+
+
+# --------------------------------------------------------------------------- #
+# sign_out_upstream
+# --------------------------------------------------------------------------- #
+
+
+def auth_js_like(signout: httpx.Response | BaseException) -> Upstream:
+    """/session answers a session, /csrf a token and its cookie, /signout ``signout``."""
+    upstream = Upstream()
+
+    def route(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/csrf"):
+            return httpx.Response(
+                200,
+                json={"csrfToken": "tok"},
+                headers={"set-cookie": "authjs.csrf-token=tok%7Chash; Path=/; HttpOnly"},
+            )
+        if request.url.path.endswith("/signout"):
+            if isinstance(signout, BaseException):
+                raise signout
+            return signout
+        return ok()
+
+    upstream.default = route
+    return upstream
+
+
+def test_sign_out_upstream_posts_auth_js_sign_out(make_runtime: MakeRuntime) -> None:
+    upstream = auth_js_like(httpx.Response(302, headers={"location": "https://upstream.test"}))
+    runtime = make_runtime(upstream.transport(), sign_out_upstream=True, retries=0)
+    headers: list[tuple[str, str]] = []
+    runtime.sign_out_sync((COOKIE, headers))
+    csrf, signout = upstream.requests
+    assert (csrf.method, csrf.url.path) == ("GET", "/api/auth/csrf")
+    assert csrf.headers["cookie"] == COOKIE
+    assert (signout.method, signout.url.path) == ("POST", "/api/auth/signout")
+    assert signout.headers["cookie"] == f"{COOKIE}; authjs.csrf-token=tok%7Chash"
+    assert signout.headers["content-type"] == "application/x-www-form-urlencoded"
+    assert signout.content == b"csrfToken=tok&callbackUrl=https%3A%2F%2Fupstream.test"
+    assert [v.split(";")[0] for _, v in headers] == ["authjs.session-token="]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        httpx.Response(
+            302, headers={"location": "https://upstream.test/api/auth/error?error=MissingCSRF"}
+        ),
+        httpx.Response(500),
+        httpx.ConnectError("refused"),
+    ],
+)
+def test_a_failed_upstream_sign_out_warns_and_still_signs_out_here(
+    make_runtime: MakeRuntime, caplog: pytest.LogCaptureFixture, answer: Any
+) -> None:
+    caplog.set_level(logging.WARNING, "authsession")
+    upstream = auth_js_like(answer)
+    runtime = make_runtime(upstream.transport(), sign_out_upstream=True, retries=0)
+    assert runtime.get_session_sync(COOKIE) is not None
+    headers: list[tuple[str, str]] = []
+    asyncio.run(runtime.sign_out((COOKIE, headers)))
+    assert "sign-out at the proxy upstream" in caplog.text
+    assert TOKEN not in caplog.text
+    assert [v.split(";")[0] for _, v in headers] == ["authjs.session-token="]
+    assert runtime.get_session_sync(COOKIE) is None
+
+
+def test_without_sign_out_upstream_sign_out_makes_no_call(make_runtime: MakeRuntime) -> None:
+    upstream = auth_js_like(httpx.Response(302))
+    runtime = make_runtime(upstream.transport())
+    runtime.sign_out_sync(COOKIE)
+    asyncio.run(runtime.sign_out(COOKIE))
+    assert upstream.calls == 0
