@@ -388,6 +388,13 @@ class ProxyStrategy:
         """
         if not self.config.sign_out_upstream:
             return
+        if self.health.state == "open":  # known down: do not make sign-out wait for it
+            log.warning(
+                "authsession: the proxy upstream %s is unavailable (circuit open); the session "
+                "was ended here only",
+                self.health.target,
+            )
+            return
         base = f"{self.config.upstream_url}{self.config.base_path}"
         headers = self.config.header_pairs
         reply = yield _Fetch(

@@ -617,3 +617,18 @@ def test_without_sign_out_upstream_sign_out_makes_no_call(make_runtime: MakeRunt
     runtime.sign_out_sync(COOKIE)
     asyncio.run(runtime.sign_out(COOKIE))
     assert upstream.calls == 0
+
+
+def test_sign_out_skips_an_upstream_known_to_be_down(
+    make_runtime: MakeRuntime, caplog: pytest.LogCaptureFixture
+) -> None:
+    upstream = auth_js_like(httpx.Response(302))
+    upstream.default = raw(503, b"down")
+    runtime = make_runtime(
+        upstream.transport(), sign_out_upstream=True, retries=0, breaker_threshold=1
+    )
+    assert runtime.get_session_sync(COOKIE) is None  # opens the breaker
+    caplog.set_level(logging.WARNING, "authsession")
+    runtime.sign_out_sync(COOKIE)
+    assert upstream.calls == 1
+    assert "circuit open" in caplog.text
