@@ -63,6 +63,11 @@ class Case:
         return statistics.median(self.samples)
 
     @property
+    def best(self) -> float:
+        """The fastest round: roughly what a quiet machine would show."""
+        return min(self.samples)
+
+    @property
     def spread(self) -> float:
         """Interquartile range relative to the median: how noisy the rounds were."""
         if len(self.samples) < 4:
@@ -80,7 +85,9 @@ def calibrate(case: Case, batch_seconds: float) -> None:
         if elapsed >= batch_seconds * 1e9 / 4 or n >= 1 << 24:
             break
         n *= 4 if elapsed < batch_seconds * 1e9 / 64 else 2
-    per_op = elapsed / n
+    # The fastest of a few more tries: a burst of load from elsewhere during
+    # calibration would otherwise shrink every batch of this case.
+    per_op = min([elapsed] + [case.batch(n) for _ in range(3)]) / n
     case.n = max(1, round(batch_seconds * 1e9 / per_op))
 
 
@@ -90,22 +97,33 @@ def run_interleaved(
     rounds: int,
     batch_seconds: float,
     seed: int = 0,
+    max_seconds: float | None = None,
     progress: Callable[[int, int], None] | None = None,
-) -> None:
-    """Fill each live case's ``samples`` with one µs/op per round."""
+) -> int:
+    """Fill each live case's ``samples`` with one µs/op per round; returns the rounds run.
+
+    ``max_seconds`` stops early (after at least 5 rounds) when a loaded
+    machine makes the calibrated batches run long, so a run keeps its budget.
+    """
+    started = time.monotonic()
     live = [case for case in cases if case.skip is None and case.batch is not None]
     for case in live:
         calibrate(case, batch_seconds)
     order = list(live)
     shuffle = random.Random(seed).shuffle
-    for index in range(rounds):
+    done = 0
+    while done < rounds:
         shuffle(order)  # no case always runs right after the same neighbour
         gc.collect()
         for case in order:
             assert case.batch is not None
             case.samples.append(case.batch(case.n) / case.n / 1000)
+        done += 1
         if progress is not None:
-            progress(index + 1, rounds)
+            progress(done, rounds)
+        if max_seconds is not None and done >= 5 and time.monotonic() - started > max_seconds:
+            break
+    return done
 
 
 def paired_ratio(numerator: Case, denominator: Case) -> float:
@@ -166,8 +184,22 @@ def machine_summary() -> str:
     return f"{os.cpu_count()} CPUs, {platform.platform()}, {load}"
 
 
+# In a results file, everything from this line on is written by hand
+# (analysis, conclusions) and survives the next run.
+NOTES_MARKER = "<!-- hand-written notes below: kept when the benchmark rewrites this file -->"
+
+
 def write_markdown(path: Path, title: str, sections: Sequence[str]) -> None:
-    """Write ``# title`` and the sections, separated by blank lines."""
+    """Write ``# title`` and the sections, separated by blank lines.
+
+    Hand-written notes after ``NOTES_MARKER`` in an existing file are kept.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     body = "\n\n".join(section.strip("\n") for section in sections)
-    path.write_text(f"# {title}\n\n{body}\n", encoding="utf-8")
+    notes = ""
+    if path.exists():
+        old = path.read_text(encoding="utf-8")
+        at = old.find(NOTES_MARKER)
+        if at != -1:
+            notes = "\n" + old[at:].rstrip("\n") + "\n"
+    path.write_text(f"# {title}\n\n{body}\n{notes}", encoding="utf-8")
