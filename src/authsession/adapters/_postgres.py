@@ -203,7 +203,14 @@ class PostgresAdapter:
             check=AsyncConnectionPool.check_connection,
             name=f"authsession-{self._where}",
         )
-        await pool.open(wait=False)
+        # Wait for the first connection: an unreachable server then fails this
+        # call (and the pool is closed again, its retry workers stopped) instead
+        # of leaving a pool that keeps reconnecting in the background.
+        try:
+            await pool.open(wait=True, timeout=self._timeout)
+        except BaseException:
+            await pool.close()
+            raise
         return pool
 
     @staticmethod
@@ -247,9 +254,9 @@ class PostgresAdapter:
         from psycopg.rows import dict_row
 
         psycopg = self._psycopg
-        pool = await self._pool()
         rows: list[DictRow | None] = []
         try:
+            pool = await self._pool()
             conn: AsyncConnection[Any]
             async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
                 for query, params in statements:
@@ -286,8 +293,8 @@ class PostgresAdapter:
 
     async def create_tables(self) -> None:
         """Create the schema (if set) and the Auth.js tables unless they exist."""
-        pool = await self._pool()
         try:
+            pool = await self._pool()
             async with pool.connection() as conn:
                 await conn.execute(self._sql.SQL(self.schema_script()))
         except self._psycopg.Error as exc:

@@ -121,7 +121,9 @@ class RedisAdapter:
     connections are loop-bound -- and ``aclose()`` closes it. Pass
     ``client=`` to use a client you own (it must decode responses to ``str``;
     it is never closed here). All keys start with ``prefix``; the layout is in
-    this module's docstring and ``docs/adapters.md``.
+    this module's docstring and ``docs/adapters.md``. ``timeout`` bounds
+    connecting and each reply; a failed command is retried ``retries`` times
+    after a short backoff (50 ms, capped at 500 ms).
 
     Semantics the database strategy relies on (see :class:`Adapter`): session
     keys expire with the session (``PXAT expires``), so an expired session is
@@ -130,6 +132,7 @@ class RedisAdapter:
     the later of the stored and the new ``expires`` and moves the key's
     expiry with it; ``delete_session`` of a missing token is a no-op. A server
     that is down raises :class:`AdapterUnavailable`; the next call reconnects.
+    Verification tokens expire at their ``expires`` too.
     Multi-key scripts address keys they compute, so Redis Cluster is not
     supported.
     """
@@ -141,6 +144,7 @@ class RedisAdapter:
         prefix: str = "authsession:",
         client: Redis | None = None,
         timeout: float = 5.0,
+        retries: int = 1,
     ) -> None:
         self._redis = _import_redis()
         if url is None and client is None:
@@ -150,6 +154,7 @@ class RedisAdapter:
         self._url = url
         self._own_client = client
         self._timeout = timeout
+        self._retries = retries
         self.prefix = prefix
         self._where = describe_url(url) if url is not None else "<client>"
         self._clients: PerLoop[Redis] = PerLoop(self._open_client, self._close_client)
@@ -178,11 +183,17 @@ class RedisAdapter:
 
     # -- plumbing ----------------------------------------------------------
     async def _open_client(self) -> Redis:
+        from redis.asyncio.retry import Retry
+        from redis.backoff import ExponentialBackoff
+
+        # redis-py's default retries with backoff up to seconds; a session read
+        # would rather fail fast (the strategy treats it as "no session").
         client: Redis = self._redis.asyncio.Redis.from_url(
             self._url,
             decode_responses=True,
             socket_timeout=self._timeout,
             socket_connect_timeout=self._timeout,
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), self._retries),
         )
         return client
 

@@ -1,0 +1,202 @@
+"""Server trouble: unreachable servers raise AdapterUnavailable, and adapters recover.
+
+* PostgreSQL / Redis on a closed port: a clear ``AdapterUnavailable`` naming
+  the server (never the password), within the adapter's timeout.
+* PostgreSQL "server restarted": the pool's backends are killed with
+  ``pg_terminate_backend``; the next call reconnects and succeeds.
+* Redis outage: a loopback TCP proxy in front of Redis is stopped (calls
+  fail with ``AdapterUnavailable``) and started again on the same port (the
+  next call succeeds).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from authsession.adapters import AdapterError, AdapterUnavailable, PostgresAdapter, RedisAdapter
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def soon() -> datetime:
+    return datetime.now(timezone.utc) + timedelta(hours=1)
+
+
+async def seed(adapter: Any) -> str:
+    user = await adapter.create_user({"name": "Fault", "email": f"{uuid.uuid4().hex}@example.com"})
+    token = f"fault-{uuid.uuid4().hex}"
+    await adapter.create_session(session_token=token, user_id=user["id"], expires=soon())
+    return token
+
+
+# --------------------------------------------------------------------------- #
+# PostgreSQL
+# --------------------------------------------------------------------------- #
+
+
+async def test_postgres_unreachable_is_a_clear_error() -> None:
+    port = closed_port()
+    adapter = PostgresAdapter(f"postgresql://alice:hunter2@127.0.0.1:{port}/authdb", timeout=1.0)
+    started = time.monotonic()
+    try:
+        with pytest.raises(AdapterUnavailable) as info:
+            await adapter.get_session_and_user("some-token")
+    finally:
+        await adapter.aclose()
+    assert time.monotonic() - started < 10
+    message = str(info.value)
+    assert f"127.0.0.1:{port}/authdb" in message and "get_session_and_user" in message
+    assert "hunter2" not in message
+    assert isinstance(info.value, ConnectionError)  # what generic handlers catch
+
+
+async def test_postgres_reconnects_after_its_connections_are_killed(pg_schema) -> None:
+    """The realistic "server restarted" case: every pooled connection dies at once."""
+    import psycopg
+    from psycopg.conninfo import make_conninfo
+
+    dsn, schema = pg_schema
+    app_name = f"authsession-fault-{uuid.uuid4().hex[:8]}"
+    adapter = PostgresAdapter(
+        make_conninfo(dsn, application_name=app_name), schema=schema, min_size=2
+    )
+    try:
+        token = await seed(adapter)
+        assert await adapter.get_session_and_user(token) is not None
+        with psycopg.connect(dsn, autocommit=True) as admin:
+            pids = [
+                row[0]
+                for row in admin.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE application_name = %s", (app_name,)
+                )
+            ]
+            assert pids, "the pool holds no connection to kill"
+            for pid in pids:
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                alive = admin.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", (pids,)
+                ).fetchone()
+                if alive is not None and alive[0] == 0:
+                    break
+                await asyncio.sleep(0.05)
+        # The pool checks a connection before lending it, so the very next call works.
+        found = await adapter.get_session_and_user(token)
+        assert found is not None and found["session"]["sessionToken"] == token
+        assert await adapter.update_session(session_token=token, expires=soon()) is not None
+    finally:
+        await adapter.aclose()
+
+
+async def test_postgres_rejects_a_non_integer_user_id_with_a_clear_error(pg_schema) -> None:
+    dsn, schema = pg_schema
+    adapter = PostgresAdapter(dsn, schema=schema)
+    try:
+        with pytest.raises(AdapterError) as info:
+            await adapter.create_session(
+                session_token="t-" + uuid.uuid4().hex, user_id="not-a-number", expires=soon()
+            )
+        assert not isinstance(info.value, AdapterUnavailable)
+        assert "create_session" in str(info.value)
+        # A lookup with such an id is simply no user, and the pool is still fine.
+        assert await adapter.get_user("not-a-number") is None
+        assert await adapter.get_session_and_user("missing") is None
+    finally:
+        await adapter.aclose()
+
+
+# --------------------------------------------------------------------------- #
+# Redis
+# --------------------------------------------------------------------------- #
+
+
+class TcpProxy:
+    """A loopback TCP forwarder that can be stopped and restarted on the same port."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.port = 0
+        self._server: asyncio.base_events.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError, asyncio.CancelledError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            return
+        self._writers |= {writer, up_writer}
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+        return self.port
+
+    async def stop(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in self._writers:
+            writer.transport.abort()
+        self._writers.clear()
+        await self._server.wait_closed()
+
+
+async def test_redis_unreachable_is_a_clear_error() -> None:
+    port = closed_port()
+    adapter = RedisAdapter(f"redis://alice:hunter2@127.0.0.1:{port}/0", timeout=1.0)
+    started = time.monotonic()
+    try:
+        with pytest.raises(AdapterUnavailable) as info:
+            await adapter.get_session_and_user("some-token")
+    finally:
+        await adapter.aclose()
+    assert time.monotonic() - started < 10
+    message = str(info.value)
+    assert f"127.0.0.1:{port}" in message and "get_session_and_user" in message
+    assert "hunter2" not in message
+
+
+async def test_redis_outage_then_recovery(redis_prefix) -> None:
+    url, prefix = redis_prefix
+    parts = urlsplit(url)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 6379)
+    port = await proxy.start()
+    adapter = RedisAdapter(f"redis://127.0.0.1:{port}{parts.path}", prefix=prefix, timeout=2.0)
+    try:
+        token = await seed(adapter)
+        assert await adapter.get_session_and_user(token) is not None
+        await proxy.stop()
+        with pytest.raises(AdapterUnavailable):
+            await adapter.get_session_and_user(token)
+        with pytest.raises(AdapterUnavailable):
+            await adapter.update_session(session_token=token, expires=soon())
+        await proxy.start()  # the same port again: "the server is back"
+        found = await adapter.get_session_and_user(token)
+        assert found is not None and found["session"]["sessionToken"] == token
+    finally:
+        await adapter.aclose()
+        with contextlib.suppress(Exception):
+            await proxy.stop()
