@@ -60,6 +60,25 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _cmd_db_init(args: argparse.Namespace) -> int:
+    from .adapters._postgres import init_database, render_schema
+
+    if args.print:
+        print(render_schema(args.schema), end="")
+        return 0
+    dsn = args.dsn or os.environ.get("DATABASE_URL")
+    if not dsn:
+        print("error: pass --dsn or set DATABASE_URL", file=sys.stderr)
+        return 2
+    try:
+        where = init_database(dsn, args.schema)
+    except Exception as exc:  # shown to the operator; the DSN's password is never echoed
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"Auth.js tables ready in {where}")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from ._demo import serve
 
@@ -116,6 +135,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--db", default="authsession-demo.sqlite3", help="SQLite file (default: %(default)s)"
     )
     demo.set_defaults(func=_cmd_demo)
+
+    db = commands.add_parser("db", help="database set-up for the database strategy")
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
+    init = db_commands.add_parser(
+        "init",
+        help="create the Auth.js tables (@auth/pg-adapter schema) in PostgreSQL",
+        description="Create the users, accounts, sessions and verification_token tables "
+        "of @auth/pg-adapter unless they exist (idempotent). Needs authsession[postgres].",
+    )
+    init.add_argument("--dsn", help="PostgreSQL DSN or URL (default: $DATABASE_URL)")
+    init.add_argument("--schema", help="a PostgreSQL schema to create them in (default: public)")
+    init.add_argument("--print", action="store_true", help="print the SQL instead of running it")
+    init.set_defaults(func=_cmd_db_init)
 
     sec = commands.add_parser("secret", help="print a new random secret for AUTH_SECRET")
     sec.add_argument("--bytes", type=int, default=32, help="random bytes (default: 32)")

@@ -80,8 +80,8 @@ def quote_ident(name: str) -> str:
 def render_schema(schema: str | None = None, tables: Mapping[str, str] | None = None) -> str:
     """The shipped ``postgres.sql`` for *schema* and custom table names.
 
-    With a schema the script first creates it (``IF NOT EXISTS``) and puts it
-    first on the ``search_path`` of the transaction it runs in.
+    With a schema the script first creates it (``IF NOT EXISTS``) and sets the
+    ``search_path`` of the session running the script to it.
     """
     names = {**DEFAULT_TABLES, **(tables or {})}
     text = schema_sql("postgres")
@@ -104,10 +104,31 @@ def render_schema(schema: str | None = None, tables: Mapping[str, str] | None = 
     if schema:
         head = (
             f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)};\n"
-            f"SET LOCAL search_path TO {quote_ident(schema)};\n\n"
+            f"SET search_path TO {quote_ident(schema)};\n\n"
         )
         text = head + text
     return text
+
+
+def init_database(
+    dsn: str, schema: str | None = None, tables: Mapping[str, str] | None = None
+) -> str:
+    """Run :func:`render_schema` on *dsn* in one transaction; where it ran, for messages.
+
+    Raises :class:`AdapterUnavailable` when the server cannot be reached and
+    :class:`AdapterError` when the script fails (the message never holds the
+    DSN's password).
+    """
+    psycopg = _import_psycopg()
+    where = describe_dsn(dsn) + (f" (schema {schema})" if schema else "")
+    try:
+        with psycopg.connect(dsn) as conn:
+            conn.execute(render_schema(schema, tables))
+    except psycopg.OperationalError as exc:
+        raise AdapterUnavailable(f"cannot reach PostgreSQL at {describe_dsn(dsn)}: {exc}") from exc
+    except psycopg.Error as exc:
+        raise AdapterError(f"creating the Auth.js tables in {where} failed: {exc}") from exc
+    return where
 
 
 class PostgresAdapter:
