@@ -246,14 +246,17 @@ class PostgresAdapter:
     def _failure(self, what: str, exc: Exception) -> AdapterError:
         psycopg = self._psycopg
         if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)):
-            logger.warning("PostgresAdapter(%s).%s: server unavailable: %s", self._where, what, exc)
+            logger.debug("PostgresAdapter(%s).%s: server unavailable: %s", self._where, what, exc)
             return AdapterUnavailable(
                 f"PostgresAdapter: PostgreSQL at {self._where} is unavailable during {what}: "
                 f"{type(exc).__name__}: {exc}"
             )
-        logger.warning("PostgresAdapter(%s).%s failed: %s", self._where, what, exc)
+        # The primary message only: a DETAIL line may quote row values (tokens).
+        diag = getattr(exc, "diag", None)
+        text = (diag.message_primary if diag is not None else None) or str(exc)
+        logger.debug("PostgresAdapter(%s).%s failed: %s", self._where, what, text)
         return AdapterError(
-            f"PostgresAdapter({self._where}).{what} failed: {type(exc).__name__}: {exc}"
+            f"PostgresAdapter({self._where}).{what} failed: {type(exc).__name__}: {text}"
         )
 
     async def _one(
@@ -286,7 +289,7 @@ class PostgresAdapter:
         except psycopg.DataError as exc:
             # An id that is not an integer for the SERIAL schema, say: no such row.
             if bad_input_is_none:
-                logger.info("PostgresAdapter.%s: input rejected by the server: %s", what, exc)
+                logger.debug("PostgresAdapter.%s: input rejected by the server: %s", what, exc)
                 return [None] * len(statements)
             raise self._failure(what, exc) from exc
         except psycopg.Error as exc:

@@ -209,12 +209,12 @@ class RedisAdapter:
     def _failure(self, what: str, exc: Exception) -> AdapterError:
         errors = self._redis.exceptions
         if isinstance(exc, (errors.ConnectionError, errors.TimeoutError, OSError)):
-            logger.warning("RedisAdapter(%s).%s: server unavailable: %s", self._where, what, exc)
+            logger.debug("RedisAdapter(%s).%s: server unavailable: %s", self._where, what, exc)
             return AdapterUnavailable(
                 f"RedisAdapter: Redis at {self._where} is unavailable during {what}: "
                 f"{type(exc).__name__}: {exc}"
             )
-        logger.warning("RedisAdapter(%s).%s failed: %s", self._where, what, exc)
+        logger.debug("RedisAdapter(%s).%s failed: %s", self._where, what, exc)
         return AdapterError(
             f"RedisAdapter({self._where}).{what} failed: {type(exc).__name__}: {exc}"
         )

@@ -99,7 +99,7 @@ class SQLiteAdapter:
                     self._conn = self._connect()
                 return fn(self._conn)
             except sqlite3.Error as exc:
-                logger.warning("SQLiteAdapter(%r).%s failed: %s", self.path, what, exc)
+                logger.debug("SQLiteAdapter(%r).%s failed: %s", self.path, what, exc)
                 raise AdapterError(f"SQLiteAdapter({self.path!r}).{what} failed: {exc}") from exc
 
     async def _call(self, what: str, fn: Callable[[sqlite3.Connection], T]) -> T:
