@@ -64,7 +64,8 @@ async def test_postgres_unreachable_is_a_clear_error() -> None:
     assert isinstance(info.value, ConnectionError)  # what generic handlers catch
 
 
-async def test_postgres_reconnects_after_its_connections_are_killed(pg_schema) -> None:
+@pytest.mark.parametrize("check", [True, False], ids=["checked", "unchecked"])
+async def test_postgres_reconnects_after_its_connections_are_killed(pg_schema, check: bool) -> None:
     """The realistic "server restarted" case: every pooled connection dies at once."""
     import psycopg
     from psycopg.conninfo import make_conninfo
@@ -72,7 +73,10 @@ async def test_postgres_reconnects_after_its_connections_are_killed(pg_schema) -
     dsn, schema = pg_schema
     app_name = f"authsession-fault-{uuid.uuid4().hex[:8]}"
     adapter = PostgresAdapter(
-        make_conninfo(dsn, application_name=app_name), schema=schema, min_size=2
+        make_conninfo(dsn, application_name=app_name),
+        schema=schema,
+        min_size=2,
+        check_connections=check,
     )
     try:
         token = await seed(adapter)
@@ -95,8 +99,19 @@ async def test_postgres_reconnects_after_its_connections_are_killed(pg_schema) -
                 if alive is not None and alive[0] == 0:
                     break
                 await asyncio.sleep(0.05)
-        # The pool checks a connection before lending it, so the very next call works.
-        found = await adapter.get_session_and_user(token)
+        failures = 0
+        if check:
+            # The pool checks a connection before lending it: the very next call works.
+            found = await adapter.get_session_and_user(token)
+        else:
+            # Each dead pooled connection fails one call (clearly), then is replaced.
+            for _ in range(len(pids) + 1):
+                try:
+                    found = await adapter.get_session_and_user(token)
+                    break
+                except AdapterUnavailable:
+                    failures += 1
+            assert 1 <= failures <= len(pids)
         assert found is not None and found["session"]["sessionToken"] == token
         assert await adapter.update_session(session_token=token, expires=soon()) is not None
     finally:

@@ -154,7 +154,9 @@ class PostgresAdapter:
     locking makes concurrent slides keep the latest expiry; ``delete_session``
     of a missing token is a no-op. A server that is down or drops connections
     raises :class:`AdapterUnavailable`; the pool checks connections before
-    handing them out, so the call after a server restart reconnects.
+    handing them out, so the call after a server restart reconnects
+    (``check_connections=False`` saves that round trip -- about 0.1 ms on
+    loopback -- at the price of one failed call per dead pooled connection).
     """
 
     def __init__(
@@ -170,6 +172,7 @@ class PostgresAdapter:
         min_size: int = 1,
         max_size: int = 10,
         timeout: float = 10.0,
+        check_connections: bool = True,
     ) -> None:
         psycopg = _import_psycopg()
         if dsn is None and pool is None:
@@ -183,6 +186,7 @@ class PostgresAdapter:
         self._min_size = min_size
         self._max_size = max_size
         self._timeout = timeout
+        self._check = check_connections
         self.schema = schema
         self.tables = {
             "users": users_table,
@@ -221,7 +225,7 @@ class PostgresAdapter:
             max_size=self._max_size,
             timeout=self._timeout,
             open=False,
-            check=AsyncConnectionPool.check_connection,
+            check=AsyncConnectionPool.check_connection if self._check else None,
             name=f"authsession-{self._where}",
         )
         # Wait for the first connection: an unreachable server then fails this
