@@ -19,7 +19,6 @@ again is refused even where it still decrypts (the jwt strategy).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import hashlib
 import logging
 import math
@@ -29,7 +28,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 import cachetools
@@ -147,9 +146,12 @@ class CacheOptions:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """A resolution: the session (None: no session) and what to write back."""
+class Entry(NamedTuple):
+    """A resolution: the session (None: no session) and what to write back.
+
+    A named tuple: one is made per resolution, several times faster than a
+    frozen dataclass, and just as immutable.
+    """
 
     session: Session | None
     deadline: float  # time.monotonic() after which the entry is stale
@@ -159,6 +161,9 @@ class Entry:
     # key's salt), so an entry is served only for the name it was resolved
     # for. None: any (an entry put directly, e.g. after an update).
     source: str | None = None
+    # When the session's ``expires`` falls (``time.time()``), if the strategy
+    # knows without parsing it back; None: the cache parses ``expires``.
+    expires_at: float | None = None
 
 
 # What a signed-out token resolves to while it is on the denylist.
@@ -167,8 +172,12 @@ REVOKED = Entry(None, math.inf)
 _NO_SESSION = Entry(None, 0.0)
 
 
-def token_key(token: str) -> bytes:
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+def token_key(token: str, _sha256: Callable[[bytes], Any] = hashlib.sha256) -> bytes:
+    try:
+        data = token.encode()
+    except UnicodeEncodeError:  # lone surrogates (from a percent-decoded cookie)
+        data = token.encode("utf-8", "surrogatepass")
+    return _sha256(data).digest()  # type: ignore[no-any-return]
 
 
 def source_of(found: FoundCookie) -> str:
@@ -180,28 +189,53 @@ class LeaderAbandoned(Exception):
     """The caller resolving a token was cancelled or interrupted; a waiter takes over."""
 
 
-class _Flight(Future[Entry]):
-    """One resolution in progress, shared by every caller that missed meanwhile.
-
-    Never cancellable: ``asyncio.wrap_future`` cancels the wrapped future when
-    the awaiting task is cancelled, and one waiter's cancellation must not
-    cancel the resolution every other waiter (and the leader) relies on.
-    """
-
-    def __init__(self, source: str | None, loop: asyncio.AbstractEventLoop | None) -> None:
-        super().__init__()
-        self.source = source
-        self.loop = loop  # the leader's running event loop, if any
+class _SharedFuture(Future[Entry]):
+    """The waiters' view of a resolution. Never cancellable: ``asyncio.wrap_future``
+    cancels the wrapped future when the awaiting task is cancelled, and one
+    waiter's cancellation must not cancel what every other waiter relies on."""
 
     def cancel(self) -> bool:
         return False
 
 
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
+class Flight:
+    """One resolution in progress, shared by every caller that missed meanwhile.
+
+    The future the waiters block on is made only when a second caller
+    arrives: most resolutions have no company, and a ``Future`` (with its
+    condition variable) costs more than the rest of the bookkeeping.
+    """
+
+    __slots__ = ("future", "loop", "source")
+
+    def __init__(self, source: str | None, loop: asyncio.AbstractEventLoop | None) -> None:
+        self.source = source
+        self.loop = loop  # the leader's running event loop, if any
+        self.future: Future[Entry] | None = None
+
+    def waiter(self) -> Future[Entry]:
+        """The future to wait on (made by ``claim`` for every follower)."""
+        assert self.future is not None, "only followers wait"
+        return self.future
+
+
+_monotonic = time.monotonic
+
+# The loop running in this thread, or None. asyncio's own non-raising
+# accessor: get_running_loop() raises in sync code, and that exception costs
+# more than the rest of claiming a resolution.
+_running_loop = asyncio.events._get_running_loop
+
+
+def _entry_expiry(entry: Entry) -> float | None:
+    """When the entry's session ends, as a ``time.monotonic()`` value (None: unknown).
+
+    A strategy that built ``expires`` itself says when (``expires_at``), which
+    saves parsing the ISO string back on every resolution.
+    """
+    if entry.expires_at is not None:
+        return time.monotonic() + (entry.expires_at - time.time())
+    return _session_expiry(entry.session)
 
 
 def _session_expiry(session: Session | None) -> float | None:
@@ -253,16 +287,17 @@ def _until(_key: bytes, until: float, _now: float) -> float:
 class SessionCache:
     def __init__(self, options: CacheOptions) -> None:
         self.options = options
+        self._enabled = options.enabled
         # An OrderedDict in recency order is the LRU: its lookups and
         # move_to_end run in C, a third of cachetools.LRUCache's cost per hit
         # (which layers Python methods over a dict and a second OrderedDict).
         self._lru: OrderedDict[bytes, Entry] = OrderedDict()
         self.evictions = 0
-        self._denied: _Denylist | None = (
-            _Denylist(options.max_revoked) if options.max_revoked else None
-        )
+        # Made at the first sign-out: until then every read skips the
+        # denylist check (an expiring-cache lookup, measurable per request).
+        self._denied: _Denylist | None = None
         self._lock = threading.Lock()
-        self._inflight: dict[bytes, _Flight] = {}
+        self._inflight: dict[bytes, Flight] = {}
         # Set while the invalidation bus is down: no entry outlives it.
         self._ttl_cap: float | None = None
         self.hits = 0
@@ -282,14 +317,16 @@ class SessionCache:
         A signed-out token is never here (``revoke`` drops it, ``put`` refuses
         it); ``resolve_async``/``resolve_sync`` answer it with ``REVOKED``.
         """
-        if not self.options.enabled:
+        if not self._enabled:
             return None
+        lru = self._lru
         with self._lock:
-            entry = self._lru.get(key)
+            entry = lru.get(key)
             if entry is not None:
-                if entry.deadline > time.monotonic():
-                    if source is None or entry.source is None or entry.source == source:
-                        self._lru.move_to_end(key)
+                if entry.deadline > _monotonic():
+                    cached_for = entry.source
+                    if cached_for == source or cached_for is None or source is None:
+                        lru.move_to_end(key)
                         self.hits += 1
                         return entry
                     # Resolved for another cookie name: resolve afresh (and replace it).
@@ -300,13 +337,13 @@ class SessionCache:
         return None
 
     def put(self, key: bytes, entry: Entry, source: str | None = None) -> None:
-        expiry = _session_expiry(entry.session)
+        expiry = _entry_expiry(entry)
         with self._lock:
             self._store(key, entry, source, expiry)
 
     def _store(self, key: bytes, entry: Entry, source: str | None, expiry: float | None) -> None:
         """Keep ``entry`` until its deadline, the session's expiry or the TTL cap (lock held)."""
-        if not self.options.enabled or (self._denied and key in self._denied):
+        if not self.options.enabled or (self._denied is not None and key in self._denied):
             return
         now = time.monotonic()
         deadline = entry.deadline
@@ -317,7 +354,7 @@ class SessionCache:
         if deadline <= now:
             return
         if deadline != entry.deadline or source != entry.source:
-            entry = dataclasses.replace(entry, deadline=deadline, source=source)
+            entry = Entry(entry.session, deadline, entry.writes, source, entry.expires_at)
         lru = self._lru
         lru[key] = entry
         lru.move_to_end(key)
@@ -343,7 +380,9 @@ class SessionCache:
         """Refuse ``key`` until ``until`` (``time.time()``), when the token expires anyway."""
         with self._lock:
             self._drop(key)
-            if self._denied is not None and until > time.time():
+            if self.options.max_revoked and until > time.time():
+                if self._denied is None:
+                    self._denied = _Denylist(self.options.max_revoked)
                 self._denied[key] = until
                 self.revocations += 1
 
@@ -351,18 +390,6 @@ class SessionCache:
         with self._lock:
             denied = self._denied
             return denied is not None and key in denied
-
-    def _count_resolution(self) -> None:
-        with self._lock:
-            self.resolutions += 1
-
-    def _refused(self, key: bytes) -> bool:
-        with self._lock:
-            denied = self._denied
-            if denied and key in denied:
-                self.denied += 1
-                return True
-            return False
 
     def after_fork(self) -> None:
         """In a forked child: a lock held by another parent thread would never be released."""
@@ -392,32 +419,59 @@ class SessionCache:
 
     def claim(
         self, key: bytes, source: str | None = None, *, blocking: bool = False
-    ) -> tuple[Future[Entry], bool]:
-        """The shared future for ``key`` and whether this caller must resolve it.
+    ) -> tuple[Flight, bool]:
+        """The flight for ``key`` and whether this caller leads (must resolve it).
 
-        ``blocking``: the caller will wait with ``future.result()``. If the
-        resolution runs as a task on the event loop this very thread is
-        running, waiting would deadlock, so the caller resolves on its own.
+        A follower waits on ``flight.waiter()``. ``blocking``: the caller will
+        wait with ``future.result()``. If the resolution runs as a task on the
+        event loop this very thread is running, waiting would deadlock, so the
+        caller resolves on its own.
         """
         loop = _running_loop()
         with self._lock:
-            flight = self._inflight.get(key)
-            if flight is not None:
-                compatible = flight.source is None or source is None or flight.source == source
-                deadlocks = blocking and loop is not None and flight.loop is loop
-                if compatible and not deadlocks:
-                    self.coalesced += 1
-                    return flight, False
-                # Resolve alone; the result is not cached (the slot is taken).
-                return _Flight(source, loop), True
-            flight = _Flight(source, loop)
-            self._inflight[key] = flight
-            return flight, True
+            return self._claim(key, source, loop, blocking)
+
+    def _claim(
+        self,
+        key: bytes,
+        source: str | None,
+        loop: asyncio.AbstractEventLoop | None,
+        blocking: bool,
+    ) -> tuple[Flight, bool]:
+        flight = self._inflight.get(key)
+        if flight is not None:
+            compatible = flight.source is None or source is None or flight.source == source
+            deadlocks = blocking and loop is not None and flight.loop is loop
+            if compatible and not deadlocks:
+                self.coalesced += 1
+                if flight.future is None:
+                    flight.future = _SharedFuture()
+                return flight, False
+            # Resolve alone; the result is not cached (the slot is taken).
+            return Flight(source, loop), True
+        flight = Flight(source, loop)
+        self._inflight[key] = flight
+        return flight, True
+
+    def _begin(
+        self, key: bytes, source: str | None, blocking: bool
+    ) -> tuple[Flight | None, bool]:
+        """Refusal check, claim and resolution count under one lock: (None, False) = refused."""
+        loop = _running_loop()
+        with self._lock:
+            denied = self._denied
+            if denied is not None and key in denied:
+                self.denied += 1
+                return None, False
+            flight, leader = self._claim(key, source, loop, blocking)
+            if leader:
+                self.resolutions += 1
+            return flight, leader
 
     def settle(
         self,
         key: bytes,
-        future: Future[Entry],
+        flight: Flight,
         entry: Entry | None,
         error: BaseException | None = None,
     ) -> Entry | None:
@@ -426,21 +480,27 @@ class SessionCache:
         Returns what the waiters receive (None for an error). A token revoked
         while it was resolving resolves to ``REVOKED``.
         """
-        expiry = _session_expiry(entry.session) if entry is not None else None
+        expiry = (
+            _entry_expiry(entry)
+            if self._enabled and entry is not None and error is None
+            else None
+        )
         with self._lock:
-            current = self._inflight.get(key) is future
+            current = self._inflight.get(key) is flight
             if current:
                 del self._inflight[key]
-            if self._denied and key in self._denied:
+            denied = self._denied
+            if denied is not None and key in denied:
                 entry = REVOKED
             elif current and entry is not None and error is None:
-                source = future.source if isinstance(future, _Flight) else None
-                self._store(key, entry, source, expiry)
-        if error is not None:
-            future.set_exception(error)
-            return None
-        result = entry if entry is not None else _NO_SESSION
-        future.set_result(result)
+                self._store(key, entry, flight.source, expiry)
+            future = flight.future
+        result = None if error is not None else (entry if entry is not None else _NO_SESSION)
+        if future is not None:
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result)  # type: ignore[arg-type]
         return result
 
     @staticmethod
@@ -451,12 +511,11 @@ class SessionCache:
         self, key: bytes, source: str | None, resolve: Callable[[], Awaitable[Entry]]
     ) -> Entry | None:
         """The entry for ``key``: resolved here, or awaited from whoever is resolving it."""
-        if self._refused(key):
-            return REVOKED
         while True:
-            flight, leader = self.claim(key, source)
+            flight, leader = self._begin(key, source, False)
+            if flight is None:
+                return REVOKED
             if leader:
-                self._count_resolution()
                 try:
                     entry = await resolve()
                 except Exception as exc:
@@ -467,7 +526,7 @@ class SessionCache:
                     raise
                 return self.settle(key, flight, entry)
             try:
-                return await asyncio.wrap_future(flight)
+                return await asyncio.wrap_future(flight.waiter())
             except LeaderAbandoned:
                 continue
             except Exception:  # the leader logged it
@@ -477,12 +536,11 @@ class SessionCache:
         self, key: bytes, source: str | None, resolve: Callable[[], Entry]
     ) -> Entry | None:
         """``resolve_async`` for sync callers: waiting blocks this thread."""
-        if self._refused(key):
-            return REVOKED
         while True:
-            flight, leader = self.claim(key, source, blocking=True)
+            flight, leader = self._begin(key, source, True)
+            if flight is None:
+                return REVOKED
             if leader:
-                self._count_resolution()
                 try:
                     entry = resolve()
                 except Exception as exc:
@@ -493,7 +551,7 @@ class SessionCache:
                     raise
                 return self.settle(key, flight, entry)
             try:
-                return flight.result()
+                return flight.waiter().result()
             except LeaderAbandoned:
                 continue
             except Exception:

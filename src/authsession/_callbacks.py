@@ -43,8 +43,9 @@ class Callback:
 
     def call(self, **kwargs: Any) -> Any:
         """Call with the keywords the function accepts; may return an awaitable."""
-        if self.accepts is not None:
-            kwargs = {key: value for key, value in kwargs.items() if key in self.accepts}
+        accepts = self.accepts
+        if accepts is not None:
+            kwargs = {key: kwargs[key] for key in accepts if key in kwargs}
         return self.func(**kwargs)
 
 

@@ -121,8 +121,31 @@ def _looks_like_headers(value: Mapping[Any, Any]) -> bool:
     return False
 
 
+def _view_from_dict(source: dict[Any, Any]) -> RequestView:
+    # Plain dicts are the commonest direct input (cookie mappings, scopes,
+    # environs, headers): sorted out by their keys without ABC checks. A key
+    # naming a session token only ever appears in a cookie mapping.
+    cookies = session_cookies_from_mapping(source)
+    if cookies:
+        return RequestView(cookies=cookies)
+    if _is_scope(source):
+        return view_from_scope(source)
+    if _is_environ(source):
+        return view_from_environ(source)
+    if _looks_like_headers(source):
+        return view_from_headers(source)
+    return RequestView(cookies=cookies)
+
+
 def to_view(source: Any) -> RequestView:
     """Turn any accepted input into a ``RequestView``; unknown shapes give an empty view."""
+    kind = type(source)
+    if kind is dict:
+        return _view_from_dict(source)
+    if kind is str:
+        return RequestView(cookies=parse_session_cookies(source))
+    if kind is RequestView:
+        return source  # type: ignore[no-any-return]
     if source is None:
         current = current_request.get()
         if current is None:

@@ -10,6 +10,7 @@ Auth.js applies to database sessions.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections.abc import Mapping
@@ -50,12 +51,29 @@ def default_session(token: Mapping[str, Any], expires: str) -> dict[str, Any]:
     return {"user": user, "expires": expires}
 
 
+# Exact types on purpose: JSON numbers decode to int or float, and a bool
+# (an int subclass) is not a timestamp.
+_NUMBERS = frozenset({int, float})
+
+
+def _as_session(value: Any) -> Session | None:
+    """What the ``session`` callback returned, as a Session (None ends the session)."""
+    if value is None:
+        return None
+    if type(value) is not dict and not isinstance(value, Mapping):
+        raise TypeError(
+            f"the session callback must return a dict or None, not {type(value).__name__}"
+        )
+    return Session(value)
+
+
 class JwtStrategy:
     def __init__(self, config: AuthConfig, candidates: tuple[CookieName, ...]) -> None:
         self.config = config
         self.candidates = candidates
         self.secrets = config.secrets
         self.callbacks = config.callback_set
+        self.update_age = config.update_age
         self.cache_ttl = config.cache_options.ttl
         self.negative_ttl = config.cache_options.negative_ttl
 
@@ -73,18 +91,39 @@ class JwtStrategy:
                 exc.reason,
             )
             return Entry(None, time.monotonic() + self.negative_ttl)
-        token = yield from self._run_jwt_callback(claims)
-        if token is None:
-            # Auth.js: a jwt callback returning null ends the session and
-            # clears its cookies.
-            return Entry(
-                None, time.monotonic() + self.negative_ttl, tuple(clear_cookies(found.names))
+        token = claims
+        if self.callbacks.jwt is not None:
+            changed = yield from self._run_jwt_callback(claims)
+            if changed is None:
+                # Auth.js: a jwt callback returning null ends the session and
+                # clears its cookies.
+                return Entry(
+                    None, time.monotonic() + self.negative_ttl, tuple(clear_cookies(found.names))
+                )
+            token = changed
+        # The session step is inlined (not `yield from _build_session`): this
+        # is the cold path of every request, and each generator layer costs.
+        expires = iso_ms(now + self.config.max_age)
+        built: Any = default_session(token, expires)
+        callback = self.callbacks.session
+        if callback is not None:
+            built = callback.call(
+                session=built, token=token, user=None, trigger=None, new_session=None
             )
-        session = yield from self._build_session(token, now)
+            if type(built) is not dict and inspect.isawaitable(built):
+                built = yield built
+        session = _as_session(built)
         writes: tuple[CookieWrite, ...] = ()
         if found.spec is not None and self._refresh_due(token, now):
             writes = tuple(self.cookie_writes(token, spec, now, found.names))
-        return Entry(session, self._deadline(token, now), writes)
+        # The cache bounds an entry by the session's expiry; tell it when
+        # that is unless the session callback chose another `expires`.
+        expires_at = (
+            now + self.config.max_age
+            if session is not None and session.get("expires") is expires
+            else None
+        )
+        return Entry(session, self._deadline(token, now), writes, expires_at=expires_at)
 
     def _run_jwt_callback(
         self, token: dict[str, Any], **extra: Any
@@ -126,24 +165,18 @@ class JwtStrategy:
                     new_session=extra.get("new_session"),
                 )
             )
-            if session is None:
-                return None
-            if not isinstance(session, Mapping):
-                raise TypeError(
-                    f"the session callback must return a dict or None, not {type(session).__name__}"
-                )
-        return Session(session)
+        return _as_session(session)
 
     def _refresh_due(self, token: Mapping[str, Any], now: float) -> bool:
-        iat = token.get("iat")
-        if not isinstance(iat, (int, float)):
+        iat: Any = token.get("iat")
+        if type(iat) not in _NUMBERS:  # absent, or not a plain number (bool included)
             return True
-        return now - iat >= self.config.update_age
+        return bool(now - iat >= self.update_age)
 
     def _deadline(self, token: Mapping[str, Any], now: float) -> float:
         lifetime = self.cache_ttl
-        exp = token.get("exp")
-        if isinstance(exp, (int, float)) and not isinstance(exp, bool):
+        exp: Any = token.get("exp")
+        if type(exp) in _NUMBERS:
             lifetime = min(lifetime, exp - now)
         return time.monotonic() + lifetime
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from ._bridge import drive_async, drive_sync
 from ._bus import Invalidator
-from ._cache import Entry, SessionCache, source_of, token_key
+from ._cache import Entry, Flight, SessionCache, source_of, token_key
 from ._config import AuthConfig
 from ._cookies import CookieName, FoundCookie, candidate_names, clear_cookies, stale_chunks
 from ._database_strategy import DatabaseStrategy
@@ -69,6 +69,9 @@ class AuthRuntime:
         # the bus to every other process when cache={"bus": ...} is set.
         # (A ProxyConfig has every attribute the invalidator reads.)
         self.invalidation = Invalidator(cast(AuthConfig, config), self.candidates, self.cache)
+        self._strategy_resolve_sync: Callable[[FoundCookie], Entry] | None = getattr(
+            self.strategy, "resolve_sync", None
+        )
 
     def __repr__(self) -> str:
         return f"AuthRuntime({self.config!r})"
@@ -115,22 +118,29 @@ class AuthRuntime:
 
     def get_session_sync(self, source: Any = None) -> Session | None:
         """``get_session`` for sync code (WSGI, Flask, Django views)."""
+        # The cache-hit path of every request: _lookup and source_of are
+        # inlined here (measured: ~0.4 us of a ~3 us hit).
         view = to_view(source)
-        stored, found, key, entry = self._lookup(view)
+        store = view.store
+        if store is not None:
+            stored = store.get(SCOPE_KEY, _MISSING)
+            if stored is not _MISSING:
+                return stored  # type: ignore[no-any-return]
+        found = find_token(view, self.candidates)
         if found is None:
-            return stored if stored is not _MISSING else self._finish(view, None)
+            return self._finish(view, None)
+        key = token_key(found.value)
+        spec = found.spec
+        name = spec.name if spec is not None else ""
+        entry = self.cache.get(key, name)
         if entry is None:
-            entry = self.cache.resolve_sync(
-                key, source_of(found), lambda: self._resolve_sync(found)
-            )
+            entry = self.cache.resolve_sync(key, name, lambda: self._resolve_sync(found))
         return self._finish(view, entry)
 
     def _resolve_sync(self, found: FoundCookie) -> Entry:
         # A strategy with its own blocking path (proxy: a pooled sync HTTP
         # client) answers on the calling thread instead of the bridge loop.
-        resolve_sync: Callable[[FoundCookie], Entry] | None = getattr(
-            self.strategy, "resolve_sync", None
-        )
+        resolve_sync: Callable[[FoundCookie], Entry] | None = self._strategy_resolve_sync
         if resolve_sync is not None:
             return resolve_sync(found)
         return drive_sync(self.strategy.resolve(found))
@@ -248,31 +258,31 @@ class AuthRuntime:
     # the token finishes first (its entry is then dropped), and a read arriving
     # meanwhile waits and gets no session. So no read that began before the
     # revocation can put the session back into the cache after it.
-    async def _claim_for_sign_out_async(self, key: bytes) -> Future[Entry]:
+    async def _claim_for_sign_out_async(self, key: bytes) -> Flight:
         while True:
-            future, leader = self.cache.claim(key)
+            flight, leader = self.cache.claim(key)
             if leader:
-                return future
-            await self._follow_async(future)
+                return flight
+            await self._follow_async(flight.waiter())
 
-    def _claim_for_sign_out_sync(self, key: bytes) -> Future[Entry] | None:
+    def _claim_for_sign_out_sync(self, key: bytes) -> Flight | None:
         while True:
             # blocking=True: if the reader is a task on the loop this thread
             # runs, the cache hands us a private slot instead of a deadlock.
-            future, leader = self.cache.claim(key, blocking=True)
+            flight, leader = self.cache.claim(key, blocking=True)
             if leader:
-                return future
+                return flight
             try:
-                future.exception(timeout=_SIGN_OUT_WAIT)  # a reader's error: it logged it
+                flight.waiter().exception(timeout=_SIGN_OUT_WAIT)  # a reader's error: it logged it
             except FutureTimeout:
                 # The resolving reader may be on this very thread's blocked
                 # event loop; revoke without the slot rather than deadlock.
                 return None
 
-    def _release_sign_out(self, key: bytes, future: Future[Entry] | None) -> None:
+    def _release_sign_out(self, key: bytes, flight: Flight | None) -> None:
         self.cache.invalidate(key)
-        if future is not None:
-            self.cache.settle(key, future, None)
+        if flight is not None:
+            self.cache.settle(key, flight, None)
 
     def _sign_out(self, view: RequestView, found: FoundCookie | None, response: Any) -> None:
         response = response if response is not None else view.response

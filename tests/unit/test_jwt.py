@@ -268,3 +268,35 @@ def test_decode_requires_salt_and_secret():
         jwt.decode(_valid(), SECRET, "")
     with pytest.raises(ValueError, match="secret"):
         jwt.encode(USER, [], SALT)
+
+
+def test_cbc_decrypt_matches_cryptography_for_every_length_and_thread() -> None:
+    """The ECB-based CBC decryption equals cryptography's CBC mode, from many threads."""
+    import os
+    import threading
+
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    from authsession.jwt import _jwe
+
+    key = os.urandom(64)
+    algorithm = algorithms.AES(key[32:])
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for length in range(0, 200, 7):
+                iv = os.urandom(16)
+                plain = os.urandom(length // 16 * 16 + 16)
+                enc = Cipher(algorithm, modes.CBC(iv)).encryptor()
+                ciphertext = enc.update(plain) + enc.finalize()
+                assert _jwe._cbc_decrypt(key, algorithm, iv, ciphertext) == plain
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []

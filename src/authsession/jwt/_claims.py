@@ -17,8 +17,12 @@ DEFAULT_MAX_AGE = 30 * 24 * 60 * 60
 MAX_TOKEN_CHARS = 64 * 1024
 
 
+# JSON numbers decode to exactly int or float; bool (an int subclass) is not one.
+_NUMBERS = frozenset({int, float})
+
+
 def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return type(value) in _NUMBERS
 
 
 def parse_claims(plaintext: bytes, now: float | None = None) -> dict[str, Any]:
@@ -37,7 +41,7 @@ def parse_claims(plaintext: bytes, now: float | None = None) -> dict[str, Any]:
         now = time.time()
     exp = claims.get("exp")
     if exp is not None:
-        if not _is_number(exp):
+        if type(exp) not in _NUMBERS:
             raise JWTDecodeError("'exp' claim is not a number")
         if exp <= now - CLOCK_TOLERANCE:
             raise JWTDecodeError("token expired")
