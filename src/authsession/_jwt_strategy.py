@@ -123,7 +123,7 @@ class JwtStrategy:
             if session is not None and session.get("expires") is expires
             else None
         )
-        return Entry(session, self._deadline(token, now), writes, expires_at=expires_at)
+        return Entry(session, self._deadline(token, now), writes, None, expires_at)
 
     def _run_jwt_callback(
         self, token: dict[str, Any], **extra: Any

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from ._bridge import drive_async, drive_sync
 from ._bus import Invalidator
-from ._cache import Entry, Flight, SessionCache, source_of, token_key
+from ._cache import Entry, Flight, SessionCache, token_key
 from ._config import AuthConfig
 from ._cookies import CookieName, FoundCookie, candidate_names, clear_cookies, stale_chunks
 from ._database_strategy import DatabaseStrategy
@@ -78,19 +78,6 @@ class AuthRuntime:
 
     # -- reading -------------------------------------------------------------
 
-    def _lookup(self, view: RequestView) -> tuple[Any, FoundCookie | None, bytes, Entry | None]:
-        """Everything before I/O: a stored result, the token, its key, a cached entry."""
-        store = view.store
-        if store is not None:
-            stored = store.get(SCOPE_KEY, _MISSING)
-            if stored is not _MISSING:
-                return stored, None, b"", None
-        found = find_token(view, self.candidates)
-        if found is None:
-            return None, None, b"", None
-        key = token_key(found.value)
-        return _MISSING, found, key, self.cache.get(key, source_of(found))
-
     def _finish(self, view: RequestView, entry: Entry | None) -> Session | None:
         session = None
         if entry is not None:
@@ -106,20 +93,29 @@ class AuthRuntime:
 
     async def get_session(self, source: Any = None) -> Session | None:
         """The session for any accepted input (see ``get_server_session``)."""
-        view = to_view(source)
-        stored, found, key, entry = self._lookup(view)
+        view = to_view(source)  # the same inlined lookup as get_session_sync
+        store = view.store
+        if store is not None:
+            stored = store.get(SCOPE_KEY, _MISSING)
+            if stored is not _MISSING:
+                return stored  # type: ignore[no-any-return]
+        found = find_token(view, self.candidates)
         if found is None:
-            return stored if stored is not _MISSING else self._finish(view, None)
+            return self._finish(view, None)
+        key = token_key(found.value)
+        spec = found.spec
+        name = spec.name if spec is not None else ""
+        entry = self.cache.get(key, name)
         if entry is None:
             entry = await self.cache.resolve_async(
-                key, source_of(found), lambda: drive_async(self.strategy.resolve(found))
+                key, name, lambda: drive_async(self.strategy.resolve(found))
             )
         return self._finish(view, entry)
 
     def get_session_sync(self, source: Any = None) -> Session | None:
         """``get_session`` for sync code (WSGI, Flask, Django views)."""
-        # The cache-hit path of every request: _lookup and source_of are
-        # inlined here (measured: ~0.4 us of a ~3 us hit).
+        # The cache-hit path of every request, written out rather than split
+        # into helpers (measured: ~0.4 us of a ~3 us hit).
         view = to_view(source)
         store = view.store
         if store is not None:

@@ -52,7 +52,7 @@ _PADDING = (b"", b"===", b"==", b"=")
 # hashes HMAC starts with) and the AES algorithm object. Keys come from the
 # memoised derivation in _keys, so there are only ever a few; the bound is a
 # backstop.
-_CBC_STATE: dict[bytes, tuple[hmac.HMAC, algorithms.AES]] = {}
+_CBC_STATE: dict[bytes, tuple[Any, algorithms.AES]] = {}
 _CBC_STATE_MAX = 64
 # Per-thread ECB decryption contexts by AES key (see _cbc_decrypt): a cipher
 # context is not safe to share between threads.
@@ -146,10 +146,7 @@ def decrypt(enc: str, key: bytes, header_b64: str, iv_b64: str, ct_b64: str, tag
         if state is None:
             state = _cbc_state(key)
         mac = state[0].copy()
-        mac.update(aad)
-        mac.update(iv)
-        mac.update(ciphertext)
-        mac.update((len(aad) * 8).to_bytes(8, "big"))
+        mac.update(b"".join((aad, iv, ciphertext, (len(aad) * 8).to_bytes(8, "big"))))
         if not hmac.compare_digest(mac.digest()[:32], tag):
             raise JWTDecodeError("authentication tag mismatch (wrong secret or salt, or tampered)")
         padded = _cbc_decrypt(key, state[1], iv, ciphertext)
@@ -191,10 +188,15 @@ def _cbc_decrypt(key: bytes, algorithm: algorithms.AES, iv: bytes, ciphertext: b
     return (int.from_bytes(blocks, "big") ^ int.from_bytes(chained, "big")).to_bytes(size, "big")
 
 
-def _cbc_state(key: bytes) -> tuple[hmac.HMAC, algorithms.AES]:
+def _cbc_state(key: bytes) -> tuple[Any, algorithms.AES]:
     if len(key) != KEY_LENGTHS[CBC_HS512]:
         raise JWTDecodeError("the key does not fit A256CBC-HS512 (64 bytes needed)")
-    state = (hmac.new(key[:32], digestmod=hashlib.sha512), algorithms.AES(key[32:]))
+    mac = hmac.new(key[:32], digestmod=hashlib.sha512)
+    # With OpenSSL, hmac.HMAC wraps a C HMAC object with the same copy /
+    # update / digest methods; calling it directly skips a Python layer on
+    # each of those calls, every request.
+    inner: Any = getattr(mac, "_hmac", None) or mac
+    state = (inner, algorithms.AES(key[32:]))
     if len(_CBC_STATE) >= _CBC_STATE_MAX:
         _CBC_STATE.clear()
     _CBC_STATE[key] = state
