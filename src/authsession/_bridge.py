@@ -57,8 +57,13 @@ def drive_sync(steps: Steps[T]) -> T:
         return value
 
 
-class _LoopThread:
-    def __init__(self) -> None:
+class LoopThread:
+    """One daemon thread running an event loop, started on first use (and again
+    if it died, e.g. in a forked child). The sync bridge and the invalidation
+    bus each own one."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -67,9 +72,7 @@ class _LoopThread:
         with self._lock:
             if self._loop is None or self._thread is None or not self._thread.is_alive():
                 loop = asyncio.new_event_loop()
-                thread = threading.Thread(
-                    target=loop.run_forever, name="authsession-sync-bridge", daemon=True
-                )
+                thread = threading.Thread(target=loop.run_forever, name=self._name, daemon=True)
                 thread.start()
                 self._loop, self._thread = loop, thread
             return self._loop
@@ -78,7 +81,12 @@ class _LoopThread:
         return self._thread is not None and threading.current_thread() is self._thread
 
 
-_LOOP = _LoopThread()
+_LOOP = LoopThread("authsession-sync-bridge")
+
+
+def bridge_loop() -> asyncio.AbstractEventLoop:
+    """The event loop sync callers' coroutines run on (adapters keep their pools there)."""
+    return _LOOP.loop()
 
 
 async def _await(awaitable: Awaitable[T]) -> T:

@@ -39,6 +39,7 @@ from collections import deque
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, cast
 
+from ._bridge import LoopThread
 from ._cache import SessionCache, redact_url, token_key
 from ._config import AuthConfig
 from ._cookies import CookieName, FoundCookie
@@ -58,30 +59,7 @@ _BACKOFF_MAX = 5.0
 _OPS = ("drop", "deny")
 
 
-class _BusLoop:
-    """One daemon thread running an event loop, shared by every bus in the process."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-
-    def loop(self) -> asyncio.AbstractEventLoop:
-        with self._lock:
-            if self._loop is None or self._thread is None or not self._thread.is_alive():
-                loop = asyncio.new_event_loop()
-                thread = threading.Thread(
-                    target=loop.run_forever, name="authsession-bus", daemon=True
-                )
-                thread.start()
-                self._loop, self._thread = loop, thread
-            return self._loop
-
-    def on_thread(self) -> bool:
-        return self._thread is not None and threading.current_thread() is self._thread
-
-
-_LOOP = _BusLoop()
+_LOOP = LoopThread("authsession-bus")
 _BUSES: weakref.WeakSet[RedisBus] = weakref.WeakSet()
 
 
@@ -89,7 +67,7 @@ def _after_fork_in_child() -> None:
     # A forked worker (gunicorn --preload) has no bus thread: the parent's
     # would otherwise look connected while nothing listens.
     global _LOOP
-    _LOOP = _BusLoop()
+    _LOOP = LoopThread("authsession-bus")
     for bus in list(_BUSES):
         bus._restart_after_fork()
 
@@ -183,7 +161,7 @@ class RedisBus:
         task = self._task
         if task is not None:
             task.cancel()
-            if not _LOOP.on_thread():
+            if not _LOOP.on_loop_thread():
                 self._stopped.wait(timeout)
 
     def stats(self) -> dict[str, Any]:

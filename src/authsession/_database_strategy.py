@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any, TypeVar
 
-from ._bridge import _LOOP, Steps, maybe_await
+from ._bridge import Steps, bridge_loop, maybe_await
 from ._cache import Entry
 from ._config import AuthConfig
 from ._cookies import CookieName, CookieWrite, FoundCookie, chunk_cookies, clear_cookies
@@ -158,7 +158,7 @@ async def adapter_call(func: Callable[..., Any], **kwargs: Any) -> Any:
     call from async code, which the session cache makes rare. Plain (non-async)
     adapter methods are accepted and run on the bridge thread.
     """
-    bridge = _LOOP.loop()
+    bridge = bridge_loop()
     try:
         running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
     except RuntimeError:

@@ -40,7 +40,14 @@ from ._middleware import AuthSessionMiddleware
 from ._responses import PENDING_KEY
 from ._runtime import AuthRuntime
 from ._session import Session
-from .guards import DEFAULT_SIGN_IN_URL, Denial, check, denial_response, wants_html
+from .guards import (
+    DEFAULT_SIGN_IN_URL,
+    Denial,
+    check,
+    decorator_names,
+    denial_response,
+    wants_html,
+)
 
 __all__ = [
     "AuthSession",
@@ -275,24 +282,18 @@ def login_required(view: F | None = None, /, *, sign_in_url: str | None = None) 
     return _guard(view, sign_in_url)
 
 
-def _names(kind: str, names: tuple[str, ...]) -> tuple[str, ...]:
-    if not names or not all(isinstance(n, str) and n for n in names):
-        raise TypeError(f"{kind}_required needs one or more {kind} names (strings), got {names!r}")
-    return names
-
-
 def role_required(*roles: str, sign_in_url: str | None = None) -> Callable[[F], F]:
     """Signed-in users holding *any* of ``roles`` (``user.role`` / ``user.roles``).
 
     Signed out: as ``login_required``. Signed in without the role: 403.
     """
-    required = _names("role", roles)
+    required = decorator_names("role", roles)
     return lambda view: _guard(view, sign_in_url, require_role=required)
 
 
 def permission_required(*permissions: str, sign_in_url: str | None = None) -> Callable[[F], F]:
     """Signed-in users holding *all* of ``permissions`` (``user.permissions``); else 403."""
-    required = _names("permission", permissions)
+    required = decorator_names("permission", permissions)
     return lambda view: _guard(view, sign_in_url, require_permission=required)
 
 

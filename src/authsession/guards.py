@@ -25,6 +25,7 @@ __all__ = [
     "Denial",
     "DenialResponse",
     "check",
+    "decorator_names",
     "denial_response",
     "permissions_of",
     "roles_of",
@@ -78,6 +79,14 @@ def _required(value: Requirement, what: str) -> frozenset[str]:
     names = _names(value)
     if not names:
         raise ValueError(f"require_{what} must name at least one {what}, got {value!r}")
+    return names
+
+
+def decorator_names(kind: str, names: tuple[str, ...]) -> tuple[str, ...]:
+    """Validate ``role_required(*roles)`` / ``permission_required(*perms)`` arguments
+    when the route is defined, not when the first request arrives."""
+    if not names or not all(isinstance(n, str) and n for n in names):
+        raise TypeError(f"{kind}_required needs one or more {kind} names (strings), got {names!r}")
     return names
 
 
