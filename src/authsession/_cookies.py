@@ -145,6 +145,14 @@ class FoundCookie(NamedTuple):
     value: str
     names: tuple[str, ...]
 
+    def __repr__(self) -> str:
+        # The value is the session token: a repr (logs, tracebacks with
+        # locals) shows its length only.
+        return (
+            f"FoundCookie(spec={self.spec!r}, value=<{len(self.value)} chars>, "
+            f"names={self.names!r})"
+        )
+
 
 def find_session_cookie(
     cookies: Mapping[str, str], candidates: Iterable[CookieName]
@@ -231,6 +239,15 @@ class CookieWrite:
     # (proxy mode); authsession's own cookies are host-only, like Auth.js's default.
     domain: str | None = None
 
+    def __repr__(self) -> str:
+        # The value is a session token (or a chunk of one): show its length only.
+        return (
+            f"CookieWrite(name={self.name!r}, value=<{len(self.value)} chars>, "
+            f"expires={self.expires!r}, secure={self.secure!r}, max_age={self.max_age!r}, "
+            f"path={self.path!r}, httponly={self.httponly!r}, samesite={self.samesite!r}, "
+            f"domain={self.domain!r})"
+        )
+
     def header_value(self) -> str:
         parts = [f"{self.name}={self.value}", f"Path={self.path}"]
         if self.domain:
@@ -280,24 +297,44 @@ def clear_cookies(names: Iterable[str]) -> list[CookieWrite]:
     ]
 
 
-def stale_chunks(cookies: Mapping[str, str], writes: Iterable[CookieWrite]) -> list[CookieWrite]:
-    """Clearing writes for the request's cookies of the written name that are not rewritten.
+def cookie_family(name: str) -> str:
+    """The cookie a name belongs to: ``x`` for ``x`` and for its chunks ``x.0``, ``x.1``…"""
+    head, dot, index = name.rpartition(".")
+    return head if dot and head and index.isdigit() else name
+
+
+def session_cookie_names(
+    cookies: Iterable[str], candidates: Iterable[CookieName]
+) -> list[str]:
+    """Every cookie (whole or chunk) of any candidate session cookie name."""
+    wanted = {spec.name for spec in candidates}
+    return [name for name in cookies if cookie_family(name) in wanted]
+
+
+def all_session_cookies(
+    cookies: Mapping[str, str], candidates: Iterable[CookieName]
+) -> list[FoundCookie]:
+    """Each candidate's session value the request carries (a request can carry
+    several: ``__Secure-`` and plain, v5 and v4); ``find_session_cookie`` picks one."""
+    found = []
+    for spec in candidates:
+        one = find_session_cookie(cookies, (spec,))
+        if one is not None:
+            found.append(one)
+    return found
+
+
+def stale_cookies(
+    cookies: Iterable[str], candidates: Iterable[CookieName], writes: Iterable[CookieWrite]
+) -> list[CookieWrite]:
+    """Clearing writes for the request's session cookies that ``writes`` do not replace.
 
     A sign-in that replaces a chunked cookie with a shorter one must clear the
-    chunks it no longer uses (and a whole cookie replaced by chunks, or the
-    reverse), or the browser keeps sending the old pieces.
+    chunks it no longer uses (a whole cookie replaced by chunks, or the
+    reverse), and a session under another candidate name (``__Secure-`` versus
+    plain, a v4 cookie) must go too: readers prefer one name, and a leftover
+    could be the one they pick.
     """
     written = {w.name for w in writes}
-    bases = {name.rsplit(".", 1)[0] if _is_chunk(name) else name for name in written}
-    stale = [
-        name
-        for name in cookies
-        if name not in written
-        and (name in bases or (_is_chunk(name) and name.rsplit(".", 1)[0] in bases))
-    ]
+    stale = [name for name in session_cookie_names(cookies, candidates) if name not in written]
     return clear_cookies(stale) if stale else []
-
-
-def _is_chunk(name: str) -> bool:
-    head, dot, index = name.rpartition(".")
-    return bool(dot and head and index.isdigit())

@@ -76,8 +76,8 @@ def detect_protocol(app: Any) -> Literal["asgi", "wsgi"]:
     if len(params) == 3:
         raise ConfigurationError(
             f"{app!r} is a plain function of three arguments: it looks like an ASGI app "
-            "but is not async, so we cannot tell; pass protocol=\"asgi\" or "
-            "protocol=\"wsgi\" to AuthSessionMiddleware"
+            'but is not async, so we cannot tell; pass protocol="asgi" or '
+            'protocol="wsgi" to AuthSessionMiddleware'
         )
     return "wsgi"
 
@@ -176,6 +176,28 @@ def _cookie_name(header: str) -> str:
     return header.split("=", 1)[0].strip()
 
 
+_STARTS = frozenset({"http.response.start", "websocket.accept", "websocket.http.response.start"})
+
+
+def _enter(
+    store: MutableMapping[str, Any], runtime: AuthRuntime, write: bool
+) -> PendingCookies | None:
+    """Mark the request as this runtime's; returns the sink for its cookies (if written)."""
+    if store.get(RUNTIME_KEY) is not runtime:
+        # An outer middleware with another runtime resolved under its own
+        # rules (a mounted sub-app shares the scope): not ours to reuse.
+        store.pop(SCOPE_KEY, None)
+    store[RUNTIME_KEY] = runtime
+    if not write:
+        # No sink: the runtime's helpers then say there is nowhere to write,
+        # instead of succeeding with cookies nobody sends.
+        store.pop(PENDING_KEY, None)
+        return None
+    pending = PendingCookies()
+    store[PENDING_KEY] = pending
+    return pending
+
+
 class AsgiAuthSessionMiddleware(AuthSessionMiddleware):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -183,9 +205,7 @@ class AsgiAuthSessionMiddleware(AuthSessionMiddleware):
             await self.app(scope, receive, send)
             return
         runtime = self.runtime  # fails loudly (not per request) when unconfigured
-        pending = PendingCookies()
-        scope[PENDING_KEY] = pending
-        scope[RUNTIME_KEY] = runtime
+        pending = _enter(scope, runtime, self.write_cookies)
         view: Any = scope
         if not self.lazy:
             view = view_from_scope(scope)
@@ -194,7 +214,7 @@ class AsgiAuthSessionMiddleware(AuthSessionMiddleware):
             except Exception:  # never a 500 for a session we could not read
                 log.exception("authsession: session resolution failed; continuing signed out")
                 scope[SCOPE_KEY] = None
-        if self.write_cookies:
+        if pending is not None:
             send = self._sender(send, pending)
         token = current_request.set(view)
         try:
@@ -205,21 +225,23 @@ class AsgiAuthSessionMiddleware(AuthSessionMiddleware):
     @staticmethod
     def _sender(send: Send, pending: PendingCookies) -> Send:
         async def send_with_cookies(message: Message) -> None:
-            if pending and message["type"] in ("http.response.start", "websocket.accept"):
-                headers = list(message.get("headers") or ())
-                own = {
-                    _cookie_name(value.decode("latin-1"))
-                    for name, value in headers
-                    if name.lower() == b"set-cookie"
-                }
-                # The app's own decision about a cookie wins over ours.
-                headers.extend(
-                    (b"set-cookie", value.encode("latin-1"))
-                    for name, value in pending.items()
-                    if name not in own
-                )
-                message["headers"] = headers
-                pending.clear()
+            if not pending.sent and message["type"] in _STARTS:
+                pending.sent = True  # later writes cannot reach this client
+                if pending:
+                    headers = list(message.get("headers") or ())
+                    own = {
+                        _cookie_name(value.decode("latin-1"))
+                        for name, value in headers
+                        if name.lower() == b"set-cookie"
+                    }
+                    # The app's own decision about a cookie wins over ours.
+                    headers.extend(
+                        (b"set-cookie", value.encode("latin-1"))
+                        for name, value in pending.items()
+                        if name not in own
+                    )
+                    message["headers"] = headers
+                    pending.clear()
             await send(message)
 
         return send_with_cookies
@@ -230,9 +252,7 @@ class WsgiAuthSessionMiddleware(AuthSessionMiddleware):
         self, environ: MutableMapping[str, Any], start_response: StartResponse
     ) -> Iterable[bytes]:
         runtime = self.runtime  # fails loudly (not per request) when unconfigured
-        pending = PendingCookies()
-        environ[PENDING_KEY] = pending
-        environ[RUNTIME_KEY] = runtime
+        pending = _enter(environ, runtime, self.write_cookies)
         view: Any = environ
         if not self.lazy:
             view = view_from_environ(environ)
@@ -241,29 +261,70 @@ class WsgiAuthSessionMiddleware(AuthSessionMiddleware):
             except Exception:
                 log.exception("authsession: session resolution failed; continuing signed out")
                 environ[SCOPE_KEY] = None
-        if self.write_cookies:
+        if pending is not None:
             start_response = self._starter(start_response, pending)
         token = current_request.set(view)
         try:
-            # The body iterable is returned as is: streaming stays streaming.
-            return self.app(environ, start_response)  # type: ignore[no-any-return]
+            body = self.app(environ, start_response)
         finally:
             current_request.reset(token)
+        if type(body) is list or type(body) is tuple:
+            return body
+        # A lazy body (a generator, Flask's streamed responses) runs while the
+        # server iterates it, after this call returned: keep the request
+        # current there too. It is not buffered: one item at a time.
+        return _InRequest(body, view)
 
     @staticmethod
     def _starter(start_response: StartResponse, pending: PendingCookies) -> StartResponse:
         def start_with_cookies(
             status: str, headers: list[tuple[str, str]], exc_info: Any = None
         ) -> Any:
-            if pending:
-                own = {
-                    _cookie_name(value) for name, value in headers if name.lower() == "set-cookie"
-                }
-                headers = list(headers)
-                headers.extend(
-                    ("Set-Cookie", value) for name, value in pending.items() if name not in own
-                )
-                pending.clear()
+            if not pending.sent:
+                pending.sent = True
+                if pending:
+                    own = {
+                        _cookie_name(value)
+                        for name, value in headers
+                        if name.lower() == "set-cookie"
+                    }
+                    headers = list(headers)
+                    headers.extend(
+                        ("Set-Cookie", value) for name, value in pending.items() if name not in own
+                    )
+                    pending.clear()
             return start_response(status, headers, exc_info)
 
         return start_with_cookies
+
+
+class _InRequest:
+    """A WSGI body iterable whose items are produced with the request current."""
+
+    __slots__ = ("_body", "_iterator", "_view")
+
+    def __init__(self, body: Iterable[bytes], view: Any) -> None:
+        self._body = body
+        self._view = view
+        self._iterator: Any = None
+
+    def __iter__(self) -> _InRequest:
+        return self
+
+    def __next__(self) -> bytes:
+        token = current_request.set(self._view)
+        try:
+            if self._iterator is None:
+                self._iterator = iter(self._body)
+            return next(self._iterator)  # type: ignore[no-any-return]
+        finally:
+            current_request.reset(token)
+
+    def close(self) -> None:
+        close = getattr(self._body, "close", None)
+        if close is not None:
+            token = current_request.set(self._view)
+            try:
+                close()
+            finally:
+                current_request.reset(token)

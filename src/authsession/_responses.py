@@ -6,7 +6,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from ._cookies import CookieWrite
+from ._cookies import CookieWrite, cookie_family
 
 log = logging.getLogger("authsession")
 
@@ -22,14 +22,28 @@ class PendingCookies(dict[str, str]):
 
     Last-write-wins matters: a sliding refresh found before the app runs and a
     sign-out inside the app both target the same cookie, and the sign-out must
-    be what the browser sees.
+    be what the browser sees. ``sent`` is set once the response has started:
+    later writes cannot reach the client and are reported instead of lost.
     """
 
-    __slots__ = ()
+    __slots__ = ("sent",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent = False
 
     def add(self, writes: Iterable[CookieWrite]) -> None:
         for w in writes:
             self[w.name] = w.header_value()
+
+    def discard_family(self, families: set[str]) -> None:
+        """Forget pending writes for these cookies and their chunks (a newer
+        decision about the cookie replaces them all)."""
+        for name in [n for n in self if cookie_family(n) in families]:
+            del self[name]
+
+    def __repr__(self) -> str:  # values are tokens
+        return f"PendingCookies(names={sorted(self)!r}, sent={self.sent})"
 
 
 def apply_writes(response: Any, writes: Iterable[CookieWrite]) -> None:
@@ -42,6 +56,13 @@ def apply_writes(response: Any, writes: Iterable[CookieWrite]) -> None:
     if not writes or response is None:
         return
     if isinstance(response, PendingCookies):
+        if response.sent:
+            log.warning(
+                "authsession: the response had already started; cookie(s) %s not written "
+                "(sign in/out before streaming the body, or pass response=)",
+                ", ".join(sorted({w.name for w in writes})),
+            )
+            return
         response.add(writes)
         return
     if isinstance(response, list):

@@ -19,15 +19,26 @@ from ._bridge import drive_async, drive_sync
 from ._bus import Invalidator
 from ._cache import Entry, Flight, SessionCache, token_key
 from ._config import AuthConfig
-from ._cookies import CookieName, FoundCookie, candidate_names, clear_cookies, stale_chunks
+from ._cookies import (
+    CookieName,
+    CookieWrite,
+    FoundCookie,
+    all_session_cookies,
+    candidate_names,
+    clear_cookies,
+    cookie_family,
+    session_cookie_names,
+    stale_cookies,
+)
 from ._database_strategy import DatabaseStrategy
 from ._errors import ConfigurationError
-from ._inputs import SCOPE_KEY, RequestView, to_view
+from ._inputs import RUNTIME_KEY, SCOPE_KEY, RequestView, to_view
 from ._jwt_strategy import JwtStrategy
 from ._proxy_config import ProxyConfig, proxy_mode_unsupported
-from ._responses import PENDING_KEY, apply_writes
+from ._responses import PENDING_KEY, PendingCookies, apply_writes
 from ._session import Session
 from ._tokens import find_token
+from .jwt._errors import JWTDecodeError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -85,17 +96,54 @@ class AuthRuntime:
                 apply_writes(view.response, entry.writes)
             session = entry.session
         store = view.store
-        if store is not None and PENDING_KEY in store:
-            # Under the middleware (lazy mode, or a second runtime), later
-            # reads in this request reuse the result instead of resolving again.
+        if store is not None and store.get(RUNTIME_KEY) is self:
+            # Under this runtime's middleware (lazy mode), later reads in the
+            # request reuse the result instead of resolving again.
             store[SCOPE_KEY] = session
         return session
+
+    def _owns(self, view: RequestView) -> bool:
+        """The request is handled by this runtime's middleware (its scope/environ)."""
+        return view.store is not None and view.store.get(RUNTIME_KEY) is self
+
+    def _keep(self, view: RequestView, session: Session | None) -> None:
+        """What the rest of this request reads as its session, under our middleware."""
+        store = view.store
+        if store is not None and store.get(RUNTIME_KEY) is self:
+            store[SCOPE_KEY] = session
+
+    def _pending_of(self, view: RequestView) -> PendingCookies | None:
+        store = view.store
+        pending = store.get(PENDING_KEY) if store is not None else None
+        return pending if isinstance(pending, PendingCookies) else None
+
+    def _replace_cookies(
+        self, view: RequestView, response: Any, writes: list[CookieWrite]
+    ) -> None:
+        """Write a new decision about the session cookie (sign-in, sign-out, update).
+
+        Every session cookie the request carries that ``writes`` do not replace
+        is cleared, and earlier pending writes for these cookies (a sliding
+        refresh queued before the app ran) are dropped, so only the new
+        decision reaches the browser, whatever the chunking on either side.
+        """
+        if not writes:  # no new decision (a Bearer token, nothing slid): leave cookies be
+            return
+        writes = [*writes, *stale_cookies(view.cookies, self.candidates, writes)]
+        pending = self._pending_of(view)
+        if pending is not None:
+            families = {cookie_family(w.name) for w in writes}
+            families.update(spec.name for spec in self.candidates)
+            pending.discard_family(families)
+        if response is None:
+            response = view.response
+        apply_writes(response, writes)
 
     async def get_session(self, source: Any = None) -> Session | None:
         """The session for any accepted input (see ``get_server_session``)."""
         view = to_view(source)  # the same inlined lookup as get_session_sync
         store = view.store
-        if store is not None:
+        if store is not None and store.get(RUNTIME_KEY) is self:
             stored = store.get(SCOPE_KEY, _MISSING)
             if stored is not _MISSING:
                 return stored  # type: ignore[no-any-return]
@@ -118,7 +166,10 @@ class AuthRuntime:
         # into helpers (measured: ~0.4 us of a ~3 us hit).
         view = to_view(source)
         store = view.store
-        if store is not None:
+        # What the middleware resolved is reused only by its own runtime: a
+        # call with another config (a stricter one, a mounted sub-app's) must
+        # not get a session read under different rules.
+        if store is not None and store.get(RUNTIME_KEY) is self:
             stored = store.get(SCOPE_KEY, _MISSING)
             if stored is not _MISSING:
                 return stored  # type: ignore[no-any-return]
@@ -173,11 +224,15 @@ class AuthRuntime:
         is_new_user: bool = False,
     ) -> str:
         """Start a session for ``user``; returns the new token and writes its cookies."""
-        return self._finish_sign_in(
+        token = self._finish_sign_in(
             await drive_async(self._sign_in_steps(user, request, account, profile, is_new_user)),
             response,
             request,
         )
+        view = to_view(request)
+        if self._owns(view):  # the rest of this request sees the new session
+            self._keep(view, await self.get_session(self._token_view(view, token)))
+        return token
 
     def sign_in_sync(
         self,
@@ -189,11 +244,19 @@ class AuthRuntime:
         profile: Any = None,
         is_new_user: bool = False,
     ) -> str:
-        return self._finish_sign_in(
+        token = self._finish_sign_in(
             drive_sync(self._sign_in_steps(user, request, account, profile, is_new_user)),
             response,
             request,
         )
+        view = to_view(request)
+        if self._owns(view):
+            self._keep(view, self.get_session_sync(self._token_view(view, token)))
+        return token
+
+    def _token_view(self, view: RequestView, token: str) -> RequestView:
+        """A request carrying just this token, under the name sign-in wrote it."""
+        return RequestView(cookies={self._write_name(view).name: token})
 
     def _sign_in_steps(
         self, user: Mapping[str, Any], request: Any, account: Any, profile: Any, is_new_user: bool
@@ -202,9 +265,9 @@ class AuthRuntime:
             raise proxy_mode_unsupported(self.config, "sign_in")
         if not isinstance(user, Mapping):
             raise TypeError(f"sign_in needs a user dict, got {type(user).__name__}")
-        view = to_view(request) if request is not None else None
+        view = to_view(request)  # None: the request the middleware is handling, if any
         spec = self._write_name(view)
-        previous = find_token(view, self.candidates) if view is not None else None
+        previous = find_token(view, self.candidates)
         if previous is not None:  # its cookie is being replaced: no process keeps it cached
             self.invalidation.drop(previous.value)
         return self.strategy.sign_in(user, spec, account, profile, is_new_user)
@@ -214,41 +277,50 @@ class AuthRuntime:
             raise PermissionError("the jwt callback refused the sign-in (returned None)")
         value, writes = result
         view = to_view(request)  # None: the request the middleware is handling, if any
-        if response is None:
-            # Inside the middleware: the cookie goes on the current response.
-            response = view.response
-        apply_writes(response, [*writes, *stale_chunks(view.cookies, writes)])
+        # Inside the middleware with no response given, the cookie goes on the
+        # current response.
+        self._replace_cookies(view, response, list(writes))
         return str(value)
 
     async def sign_out(self, source: Any, response: Any = None) -> None:
         """End the session: revoke it in the store (database strategy), forget it
         here and clear every cookie chunk."""
         view = to_view(source)
-        found = find_token(view, self.candidates)
-        if found is not None:
+        found_all = self._tokens_to_end(view)
+        for found in found_all:
             key = token_key(found.value)
-            future = await self._claim_for_sign_out_async(key)
+            flight = await self._claim_for_sign_out_async(key)
             try:
                 revoke = getattr(self.strategy, "sign_out", None)
                 if revoke is not None:
                     await drive_async(revoke(found))
             finally:
-                self._release_sign_out(key, future)
-        self._sign_out(view, found, response)
+                self._release_sign_out(key, flight)
+        self._sign_out(view, found_all, response)
 
     def sign_out_sync(self, source: Any, response: Any = None) -> None:
         view = to_view(source)
-        found = find_token(view, self.candidates)
-        if found is not None:
+        found_all = self._tokens_to_end(view)
+        for found in found_all:
             key = token_key(found.value)
-            future = self._claim_for_sign_out_sync(key)
+            flight = self._claim_for_sign_out_sync(key)
             try:
                 revoke = getattr(self.strategy, "sign_out", None)
                 if revoke is not None:
                     drive_sync(revoke(found))
             finally:
-                self._release_sign_out(key, future)
-        self._sign_out(view, found, response)
+                self._release_sign_out(key, flight)
+        self._sign_out(view, found_all, response)
+
+    def _tokens_to_end(self, view: RequestView) -> list[FoundCookie]:
+        """Every session the request carries: each candidate cookie present (a
+        browser can hold ``__Secure-`` and plain ones at once), else a Bearer token."""
+        found = all_session_cookies(view.cookies, self.candidates)
+        if not found:
+            bearer = find_token(RequestView(authorization=view.authorization), self.candidates)
+            if bearer is not None:
+                found.append(bearer)
+        return found
 
     # Sign-out takes the token's single-flight slot: a read already resolving
     # the token finishes first (its entry is then dropped), and a read arriving
@@ -280,17 +352,14 @@ class AuthRuntime:
         if flight is not None:
             self.cache.settle(key, flight, None)
 
-    def _sign_out(self, view: RequestView, found: FoundCookie | None, response: Any) -> None:
-        response = response if response is not None else view.response
-        names: tuple[str, ...] = ()
-        if found is not None:
+    def _sign_out(self, view: RequestView, found_all: list[FoundCookie], response: Any) -> None:
+        for found in found_all:
             self.invalidation.revoke(found)  # here and, with a bus, in every process
-            names = found.names
-        if view.store is not None and (SCOPE_KEY in view.store or PENDING_KEY in view.store):
-            view.store[SCOPE_KEY] = None
-        if not names:
-            names = (self._write_name(view).name,)
-        apply_writes(response, clear_cookies(names))
+        self._keep(view, None)
+        names = session_cookie_names(view.cookies, self.candidates) or [
+            self._write_name(view).name
+        ]
+        self._replace_cookies(view, response, clear_cookies(names))
 
     async def update_session(self, source: Any, data: Any, response: Any = None) -> Session | None:
         """Auth.js ``update()``: re-run the callbacks with ``trigger="update"``."""
@@ -302,6 +371,9 @@ class AuthRuntime:
             return None  # a signed-out token is not turned into a new one
         try:
             result = await drive_async(self.strategy.update(found, data))
+        except JWTDecodeError as exc:  # a bad cookie, not a failure: no traceback
+            log.info("authsession: update_session: the token was rejected: %s", exc.reason)
+            return None
         except Exception as exc:
             _log_failure(exc)
             return None
@@ -316,6 +388,9 @@ class AuthRuntime:
             return None  # a signed-out token is not turned into a new one
         try:
             result = drive_sync(self.strategy.update(found, data))
+        except JWTDecodeError as exc:  # a bad cookie, not a failure: no traceback
+            log.info("authsession: update_session: the token was rejected: %s", exc.reason)
+            return None
         except Exception as exc:
             _log_failure(exc)
             return None
@@ -329,9 +404,8 @@ class AuthRuntime:
         if session is not None and new_token is not None:
             lifetime = min(self.config.cache_options.ttl, self.config.max_age)  # the new exp
             self.cache.put(token_key(new_token), Entry(session, time.monotonic() + lifetime))
-        if view.store is not None and (SCOPE_KEY in view.store or PENDING_KEY in view.store):
-            view.store[SCOPE_KEY] = session
-        apply_writes(response if response is not None else view.response, writes)
+        self._keep(view, session)
+        self._replace_cookies(view, response, list(writes))
         return session  # type: ignore[no-any-return]
 
     def cache_stats(self) -> dict[str, Any]:

@@ -182,6 +182,11 @@ class _CookieSink(PendingCookies):
         super().add(writes)
         self.writes.update((w.name, w) for w in writes)
 
+    def discard_family(self, families: set[str]) -> None:
+        super().discard_family(families)
+        for name in [n for n in self.writes if n not in self]:
+            del self.writes[name]
+
 
 _EPOCH_HTTP = "Thu, 01 Jan 1970 00:00:00 GMT"
 
