@@ -165,6 +165,21 @@ class Entry(NamedTuple):
     # knows without parsing it back; None: the cache parses ``expires``.
     expires_at: float | None = None
 
+    def __repr__(self) -> str:
+        # Entries sit in the cache and in tracebacks: the session shows its
+        # keys (Session's own repr) and the writes their cookie names, never
+        # the personal data or the re-issued token.
+        session = self.session
+        if session is None or isinstance(session, Session):
+            shown = repr(session)
+        else:
+            shown = f"<{type(session).__name__}>"
+        return (
+            f"Entry(session={shown}, deadline={self.deadline!r}, "
+            f"writes={[w.name for w in self.writes]!r}, source={self.source!r}, "
+            f"expires_at={self.expires_at!r})"
+        )
+
 
 # What a signed-out token resolves to while it is on the denylist.
 REVOKED = Entry(None, math.inf)

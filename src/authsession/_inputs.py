@@ -34,6 +34,26 @@ class RequestView:
     response: Any = None
     https: bool | None = None
 
+    def __repr__(self) -> str:
+        # Views sit in request state, locals and traceback frames; cookie
+        # values and the Authorization header are tokens, and the store (a
+        # whole scope or environ) holds the raw Cookie header. Show the shape.
+        cookies = {name: f"<{len(value)} chars>" for name, value in self.cookies.items()}
+        authorization = self.authorization
+        if authorization is not None:
+            # "Bearer <1234 chars>": the scheme only when it looks like one.
+            scheme, _, credentials = authorization.partition(" ")
+            if credentials and scheme.isalpha() and len(scheme) <= 16:
+                authorization = f"{scheme} <{len(credentials)} chars>"
+            else:
+                authorization = f"<{len(authorization)} chars>"
+        store = None if self.store is None else type(self.store).__name__
+        response = None if self.response is None else type(self.response).__name__
+        return (
+            f"RequestView(cookies={cookies!r}, authorization={authorization!r}, "
+            f"store={store}, response={response}, https={self.https!r})"
+        )
+
 
 # Set by the middleware for the duration of a request, so that
 # get_server_session() with no argument finds the current request: a view,

@@ -30,6 +30,8 @@ _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 # Headers the proxy builds itself: a static value there would either leak one
 # cookie to every user (Cookie) or break the request framing.
 _RESERVED_HEADERS = frozenset({"cookie", "content-length", "transfer-encoding", "connection"})
+# "https://", "htps:/": what shown_url keeps in front of a redacted userinfo.
+_SCHEME_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:/+")
 
 
 def _seconds(name: str, value: object, *, low: float, high: float, low_inclusive: bool) -> float:
@@ -60,6 +62,27 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _userinfo(url: str) -> str:
+    """What a message must not show: everything between the scheme and the
+    last ``@`` ("" when there is no ``@``).
+
+    Found without parsing, because it is needed for URLs that failed to parse,
+    and it covers userinfo ``urlsplit`` would not see (``svc:pass@host``
+    without a scheme, a password with ``/`` or ``#`` in it). A path with an
+    ``@`` is over-redacted: harmless in an error message.
+    """
+    at = url.rfind("@")
+    if at < 0:
+        return ""
+    scheme = _SCHEME_PREFIX.match(url)
+    start = scheme.end() if scheme is not None and scheme.end() <= at else 0
+    return url[start:at]
+
+
+def _redacted(text: str, userinfo: str) -> str:
+    return text.replace(userinfo, "***") if userinfo else text
+
+
 def check_upstream_url(url: object, allow_insecure_http: bool) -> str:
     """The upstream origin (and optional path prefix), without a trailing slash."""
     if not isinstance(url, str) or not url.strip():
@@ -68,30 +91,47 @@ def check_upstream_url(url: object, allow_insecure_http: bool) -> str:
             f"got {url!r}"
         )
     url = url.strip()
+    # Every message below shows the URL redacted: a configuration error ends up
+    # in start-up logs and crash reports, and the URL may carry a password.
+    userinfo = _userinfo(url)
+    shown = repr(_redacted(url, userinfo))
     try:
         parts = urlsplit(url)
-        port = parts.port  # raises ValueError for a bad port
     except ValueError as exc:
-        raise ConfigurationError(f"upstream_url {url!r} is not a valid URL: {exc}") from None
-    if parts.scheme not in ("http", "https"):
+        # Some of urllib's messages quote the netloc, userinfo included.
         raise ConfigurationError(
-            f"upstream_url must start with https:// (or http:// on loopback), got {url!r}"
-        )
-    if not parts.hostname:
-        raise ConfigurationError(f"upstream_url {url!r} has no host")
+            f"upstream_url {shown} is not a valid URL: {_redacted(str(exc), userinfo)}"
+        ) from None
+    # Credentials first: whatever else is wrong, the fix starts with moving
+    # them out of the URL, and this message needs no URL at all.
     if parts.username is not None or parts.password is not None:
         raise ConfigurationError(
             "upstream_url must not carry credentials (user:password@); send them with "
             "headers={'Authorization': ...} instead, so they stay out of logs"
         )
+    try:
+        port = parts.port  # raises ValueError for a bad port
+    except ValueError:
+        # Neither the URL nor urllib's message (it quotes the port): what reads
+        # as a port may be a password whose '@' urlsplit did not see.
+        raise ConfigurationError(
+            f"upstream_url is not a valid URL: the port after "
+            f"{parts.scheme}://{parts.hostname or ''}: must be a number from 0 to 65535"
+        ) from None
+    if parts.scheme not in ("http", "https"):
+        raise ConfigurationError(
+            f"upstream_url must start with https:// (or http:// on loopback), got {shown}"
+        )
+    if not parts.hostname:
+        raise ConfigurationError(f"upstream_url {shown} has no host")
     if parts.query or parts.fragment:
         raise ConfigurationError(
-            f"upstream_url must not have a query or fragment, got {url!r}; "
+            f"upstream_url must not have a query or fragment, got {shown}; "
             "the session path is built from base_path"
         )
     if parts.scheme == "http" and not is_loopback(parts.hostname) and not allow_insecure_http:
         raise ConfigurationError(
-            f"upstream_url {url!r} is plain http to a non-loopback host: session cookies would "
+            f"upstream_url {shown} is plain http to a non-loopback host: session cookies would "
             "cross the network unencrypted. Use https, or pass allow_insecure_http=True if the "
             "network between the services is private (e.g. a container network)"
         )

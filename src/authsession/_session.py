@@ -18,7 +18,11 @@ def _freeze(value: Any) -> Any:
     if kind is dict or (isinstance(value, Mapping) and not isinstance(value, AttrDict)):
         return AttrDict(value)
     if kind is list:
-        return [_freeze(item) for item in value]
+        return FrozenList([item if type(item) in _SCALARS else _freeze(item) for item in value])
+    if kind is tuple:
+        # Already immutable itself, but what it holds may not be (a callback
+        # can return tuples of dicts).
+        return tuple([item if type(item) in _SCALARS else _freeze(item) for item in value])
     return value
 
 
@@ -28,6 +32,51 @@ def _thaw(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_thaw(item) for item in value]
     return value
+
+
+def _read_only(self: object, *args: object, **kwargs: object) -> NoReturn:
+    raise TypeError(
+        "sessions are shared between requests and read-only; "
+        "call .to_dict() for a copy you can change"
+    )
+
+
+class FrozenList(list[Any]):
+    """A read-only list: what JSON arrays in a session become (``session.user.roles``).
+
+    A ``list`` subclass, so ``json.dumps`` writes it as an array, ``isinstance(x,
+    list)`` holds and it compares equal to a list with the same items; only the
+    methods that change it in place refuse, for the reason ``AttrDict`` does.
+    Slicing, ``+`` and ``list(x)`` give ordinary mutable lists.
+    """
+
+    __slots__ = ()
+
+    __setitem__ = _read_only
+    __delitem__ = _read_only
+    __iadd__ = _read_only
+    __imul__ = _read_only
+    append = _read_only
+    extend = _read_only
+    insert = _read_only
+    pop = _read_only
+    remove = _read_only
+    clear = _read_only
+    sort = _read_only
+    reverse = _read_only
+
+    def __repr__(self) -> str:
+        # Items may be personal data (emails, account ids): show the length only.
+        return f"{type(self).__name__}(len={len(self)})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (list(self),))
+
+    def __copy__(self) -> FrozenList:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> FrozenList:
+        return self
 
 
 class AttrDict(dict[str, Any]):
@@ -58,12 +107,6 @@ class AttrDict(dict[str, Any]):
                 f"{type(self).__name__} has no key {name!r}; use .get({name!r}) for optional keys"
             ) from None
 
-    def _read_only(self, *args: object, **kwargs: object) -> NoReturn:
-        raise TypeError(
-            "sessions are shared between requests and read-only; "
-            "call .to_dict() for a copy you can change"
-        )
-
     __setitem__ = _read_only
     __delitem__ = _read_only
     __setattr__ = _read_only
@@ -74,6 +117,11 @@ class AttrDict(dict[str, Any]):
     popitem = _read_only
     setdefault = _read_only
     update = _read_only
+
+    def __repr__(self) -> str:
+        # Nested session dicts hold personal data (``user`` has name and
+        # email): a repr that lands in a log shows the keys, not the values.
+        return f"{type(self).__name__}(keys={_keys(self)!r})"
 
     def to_dict(self) -> dict[str, Any]:
         """A plain, mutable deep copy."""
@@ -104,4 +152,9 @@ class Session(AttrDict):
     def __repr__(self) -> str:
         # Sessions carry personal data: a repr that lands in a log shows the
         # shape, not the values.
-        return f"Session(keys={sorted(self)!r}, expires={self.get('expires')!r})"
+        return f"Session(keys={_keys(self)!r}, expires={self.get('expires')!r})"
+
+
+def _keys(mapping: Mapping[Any, Any]) -> list[str]:
+    # str() first: a callback may return non-string keys, and a repr must not raise.
+    return sorted(str(key) for key in mapping)

@@ -32,6 +32,37 @@ def test_bad_upstream_urls_are_refused(url: str, message: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        # Credentials are reported first, whatever else is wrong, without the URL.
+        ("https://svc:S3cretPass@auth.internal:70000", "credentials"),
+        ("https://svc:S3cretPass@auth.internal:port", "credentials"),
+        ("htps://svc:S3cretPass@auth.internal", "credentials"),
+        ("ftp://S3cretPass@auth.internal", "credentials"),
+        # userinfo urlsplit cannot see still stays out of the message
+        ("svc:S3cretPass@auth.internal", r"https://.*got '\*\*\*@auth.internal'"),
+        ("htps:/svc:S3cretPass@auth.internal", r"got 'htps:/\*\*\*@auth.internal'"),
+        ("https://svc:S3cretPass@[::1", r"'https://\*\*\*@\[::1' is not a valid URL"),
+        # a password with '/' or '#': urlsplit reads part of it as the port
+        ("https://svc:S3cretPass/x@auth.internal", "port after https://svc: must be a number"),
+        ("https://svc:S3cretPass#x@auth.internal", "port after https://svc: must be a number"),
+        ("http://svc:S3cretPass/x@10.0.0.5", "port after http://svc:"),
+        ("https://auth.internal/S3cretPass@x?q=1", "query or fragment"),
+    ],
+)
+def test_a_password_in_upstream_url_never_reaches_the_error(url: str, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message) as info:
+        authsession.configure_auth_proxy_runtime(url)
+    assert "S3cretPass" not in str(info.value)
+
+
+def test_bad_port_messages_still_say_what_is_wrong() -> None:
+    for url in ("https://app.example.com:99999", "https://app.example.com:http"):
+        with pytest.raises(ConfigurationError, match=r"port after https://app\.example\.com:"):
+            authsession.configure_auth_proxy_runtime(url)
+
+
+@pytest.mark.parametrize(
     "url",
     [
         "http://127.0.0.1:3000",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import sys
 import time
 
 import pytest
@@ -300,3 +301,93 @@ def test_cbc_decrypt_matches_cryptography_for_every_length_and_thread() -> None:
     for t in threads:
         t.join()
     assert errors == []
+
+
+# -- hostile nesting: RecursionError never escapes the decoder ---------------------
+
+# Deep nesting inside 1024 base64url characters, the header bound: 767 bytes.
+DEEP_HEADERS = {
+    "array": b"[" * 767,
+    "array after whitespace": b" \n" + b"[" * 765,
+    "array inside an object": b'{"a":' + b"[" * 762,
+}
+
+
+def _near_the_recursion_limit(call):
+    """Run ``call`` with the stack about 100 frames short of the limit, as deep
+    as a request can be in a large app (middleware stacks, ORMs, templates)."""
+    depth = 0
+    frame = sys._getframe()
+    while frame is not None:
+        depth += 1
+        frame = frame.f_back
+
+    def down(n: int):
+        return down(n - 1) if n else call()
+
+    return down(max(0, sys.getrecursionlimit() - 100 - depth))
+
+
+def _with_raw_header(raw: bytes) -> str:
+    return b64(raw) + "..AAAAAAAAAAAAAAAAAAAAAA.AAAA.AAAAAAAAAAAAAAAAAAAAAA"
+
+
+@pytest.mark.parametrize("kind", sorted(DEEP_HEADERS))
+def test_deeply_nested_header_raises_decode_error_at_any_stack_depth(kind):
+    token = _with_raw_header(DEEP_HEADERS[kind])
+    assert len(token.split(".")[0]) <= 1024
+    for decode in (
+        lambda: jwt.decode(token, SECRET, SALT),
+        lambda: jwt_v4.decode(token, SECRET),
+    ):
+        with pytest.raises(JWTDecodeError, match="protected header is"):
+            decode()
+        with pytest.raises(JWTDecodeError, match="protected header is"):
+            _near_the_recursion_limit(decode)
+
+
+def test_headers_jose_accepts_still_decode():
+    """jose reads the header with TextDecoder (drops a BOM) and JSON.parse (skips
+    whitespace): the "must start with {" check allows both."""
+    key, kid = v5_key(SECRET, SALT, "A256CBC-HS512")
+    header = json.dumps({"alg": "dir", "enc": "A256CBC-HS512", "kid": kid})
+    for raw in (("\ufeff" + header).encode(), (" \r\n\t" + header).encode()):
+        token = _encrypt_with_raw_header(key, raw, json.dumps(USER).encode())
+        assert jwt.decode(token, SECRET, SALT) == USER
+
+
+def _encrypt_with_raw_header(key: bytes, raw_header: bytes, plaintext: bytes) -> str:
+    """_jwe.encrypt, but with the header bytes exactly as given."""
+    import hmac
+    import os
+
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    header_b64 = b64(raw_header)
+    aad = header_b64.encode()
+    iv = os.urandom(16)
+    pad = 16 - len(plaintext) % 16
+    encryptor = Cipher(algorithms.AES(key[32:]), modes.CBC(iv)).encryptor()
+    ciphertext = encryptor.update(plaintext + bytes([pad]) * pad) + encryptor.finalize()
+    al = (len(aad) * 8).to_bytes(8, "big")
+    tag = hmac.new(key[:32], aad + iv + ciphertext + al, hashlib.sha512).digest()[:32]
+    return ".".join((header_b64, "", b64(iv), b64(ciphertext), b64(tag)))
+
+
+# A payload can only be this deep with the key (it is encrypted and
+# authenticated), but whoever holds it must still get a JWTDecodeError.
+DEEP_PAYLOADS = {
+    "array": b"[" * 40_000,
+    "array inside an object": b'{"a":' + b"[" * 40_000,
+}
+
+
+@pytest.mark.parametrize("kind", sorted(DEEP_PAYLOADS))
+def test_deeply_nested_payload_raises_decode_error(kind):
+    v5, kid = v5_key(SECRET, SALT, "A256CBC-HS512")
+    token = _jwe.encrypt("A256CBC-HS512", v5, {"alg": "dir", "enc": "A256CBC-HS512", "kid": kid}, DEEP_PAYLOADS[kind])
+    with pytest.raises(JWTDecodeError, match="payload is"):
+        jwt.decode(token, SECRET, SALT)
+    v4 = _jwe.encrypt("A256GCM", v4_key(SECRET), {"alg": "dir", "enc": "A256GCM"}, DEEP_PAYLOADS[kind])
+    with pytest.raises(JWTDecodeError, match="payload is"):
+        jwt_v4.decode(v4, SECRET)

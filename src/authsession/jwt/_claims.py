@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._errors import JWTDecodeError
+from ._jwe import loads_object
 
 CLOCK_TOLERANCE = 15  # seconds, as Auth.js passes to jose
 DEFAULT_MAX_AGE = 30 * 24 * 60 * 60
@@ -30,13 +31,9 @@ def parse_claims(plaintext: bytes, now: float | None = None) -> dict[str, Any]:
         # jose reads the payload as strict UTF-8 (a leading BOM dropped) before
         # JSON.parse; decoding here first also skips json's encoding sniffing.
         text = plaintext.decode("utf-8")
-        if text.startswith("\ufeff"):
-            text = text[1:]
-        claims = json.loads(text)
-    except (ValueError, UnicodeDecodeError):
+    except UnicodeDecodeError:
         raise JWTDecodeError("payload is not JSON") from None
-    if not isinstance(claims, dict):
-        raise JWTDecodeError("payload is not a JSON object")
+    claims = loads_object(text, "payload")
     if now is None:
         now = time.time()
     exp = claims.get("exp")

@@ -41,6 +41,8 @@ _HEADER_CACHE_MAX = 64
 # Compact JWEs from Auth.js are well under this; the bound keeps a hostile
 # header from costing a large JSON parse.
 _MAX_HEADER_CHARS = 1024
+# What JSON.parse skips before a value (RFC 8259 section 2).
+_JSON_WHITESPACE = " \t\n\r"
 
 _B64URL_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 _TO_STANDARD = bytes.maketrans(b"-_", b"+/")
@@ -92,6 +94,30 @@ def b64url_encode(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+def loads_object(text: str, what: str) -> dict[str, Any]:
+    """``text`` as a JSON object, or JWTDecodeError.
+
+    Anything that does not start with ``{`` is refused before parsing: deeply
+    nested arrays (``[[[[…``) would otherwise make the parser raise
+    RecursionError, which no caller expects from a decoder. RecursionError is
+    still caught for nesting inside an object.
+    """
+    if text.startswith("\ufeff"):
+        # jose reads JSON with TextDecoder, which drops a leading BOM.
+        text = text[1:]
+    if text[:1] != "{" and not text.lstrip(_JSON_WHITESPACE).startswith("{"):
+        raise JWTDecodeError(f"{what} is not a JSON object")
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise JWTDecodeError(f"{what} is not JSON") from None
+    except RecursionError:
+        raise JWTDecodeError(f"{what} is nested too deeply") from None
+    if not isinstance(value, dict):
+        raise JWTDecodeError(f"{what} is not a JSON object")
+    return value
+
+
 def parse_header(encoded: str) -> dict[str, Any]:
     """Parse and vet a protected header; raise JWTDecodeError for anything Auth.js would refuse."""
     cached = _HEADER_CACHE.get(encoded)
@@ -100,11 +126,10 @@ def parse_header(encoded: str) -> dict[str, Any]:
     if len(encoded) > _MAX_HEADER_CHARS:
         raise JWTDecodeError("protected header too large")
     try:
-        header = json.loads(b64url_decode(encoded))
-    except (ValueError, UnicodeDecodeError):
-        raise JWTDecodeError("protected header is not JSON") from None
-    if not isinstance(header, dict):
-        raise JWTDecodeError("protected header is not a JSON object")
+        text = b64url_decode(encoded).decode("utf-8")
+    except UnicodeDecodeError:
+        raise JWTDecodeError("protected header is not UTF-8 JSON") from None
+    header = loads_object(text, "protected header")
     if header.get("alg") != "dir":
         raise JWTDecodeError(f"unsupported alg {header.get('alg')!r}: only 'dir' is accepted")
     enc = header.get("enc")
