@@ -235,11 +235,21 @@ class AsgiAuthSessionMiddleware(AuthSessionMiddleware):
                         if name.lower() == b"set-cookie"
                     }
                     # The app's own decision about a cookie wins over ours.
-                    headers.extend(
+                    added = [
                         (b"set-cookie", value.encode("latin-1"))
                         for name, value in pending.items()
                         if name not in own
-                    )
+                    ]
+                    if (
+                        added
+                        and message["type"] != "websocket.accept"
+                        and not any(name.lower() == b"cache-control" for name, _ in headers)
+                    ):
+                        # A session cookie must not be stored by a shared cache
+                        # and handed to the next visitor; the app's own
+                        # Cache-Control, when it set one, is left alone.
+                        added.append((b"cache-control", b"private"))
+                    headers.extend(added)
                     message["headers"] = headers
                     pending.clear()
             await send(message)
@@ -288,10 +298,12 @@ class WsgiAuthSessionMiddleware(AuthSessionMiddleware):
                         for name, value in headers
                         if name.lower() == "set-cookie"
                     }
-                    headers = list(headers)
-                    headers.extend(
+                    added = [
                         ("Set-Cookie", value) for name, value in pending.items() if name not in own
-                    )
+                    ]
+                    if added and not any(name.lower() == "cache-control" for name, _ in headers):
+                        added.append(("Cache-Control", "private"))  # see the ASGI shell
+                    headers = [*headers, *added]
                     pending.clear()
             return start_response(status, headers, exc_info)
 

@@ -196,3 +196,28 @@ def test_update_with_a_bad_cookie_logs_info_not_an_error(
         assert runtime.update_session_sync(f"{NAME}=garbage", {"name": "x"}) is None
     assert [r.levelname for r in caplog.records] == ["INFO"]
     assert caplog.records[0].exc_info is None
+
+
+@pytest.mark.parametrize("app_cache_control", [None, "public, max-age=60"])
+def test_added_session_cookie_marks_the_response_private(app_cache_control: str | None) -> None:
+    async def page(request: Request) -> Response:
+        headers = {"cache-control": app_cache_control} if app_cache_control else {}
+        return PlainTextResponse("hi", headers=headers)
+
+    def wsgi_page(environ: Any, start_response: Any) -> list[bytes]:
+        headers = [("Cache-Control", app_cache_control)] if app_cache_control else []
+        start_response("200 OK", headers)
+        return [b"hi"]
+
+    config = AuthConfig(secret=SECRET, update_age=0)  # every read refreshes the cookie
+    token = encode({"name": "alice"}, SECRET, NAME)
+    client = TestClient(AuthSessionMiddleware(Starlette(routes=[Route("/", page)]), config))
+    client.cookies.set(NAME, token)
+    asgi = client.get("/")
+    wsgi_client = Client(AuthSessionMiddleware(wsgi_page, config))
+    wsgi_client.set_cookie(NAME, token)
+    wsgi = wsgi_client.get("/")
+    set_cookies = [asgi.headers.get_list("set-cookie"), wsgi.headers.getlist("Set-Cookie")]
+    for response, cookies in zip((asgi, wsgi), set_cookies, strict=True):
+        assert any(h.startswith(f"{NAME}=") for h in cookies)
+        assert response.headers["cache-control"] == (app_cache_control or "private")
