@@ -12,8 +12,14 @@ Messages are one line each: ``drop <key> 0 <origin>`` forgets a cached entry
 token until ``until`` (Unix time), when it would have expired anyway (a
 sign-out). A process ignores its own messages (it applied them already).
 Denials are also kept in the sorted set ``<channel>:denied`` scored by
-``until``, which a process loads each time it (re)subscribes: a process that
-starts, or reconnects, after a sign-out refuses that token too.
+``until`` and capped at ``max_revoked`` members (the soonest to expire go
+first), which a process loads, latest-expiring first, each time it
+(re)subscribes: a process that starts, or reconnects, after a sign-out refuses
+that token too.
+
+Only tokens proven live are denied (see ``Invalidator.revoke``): anyone can
+call a sign-out route with random cookies, and remembering those would push
+real revocations out of the bounded denylist.
 
 While the bus is unreachable this process cannot hear of invalidations, so
 cached entries live at most ``bus_fallback_ttl`` seconds (warned once per
@@ -27,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
+import inspect
 import logging
 import math
 import os
@@ -88,6 +95,7 @@ class RedisBus:
         self.channel = channel
         self.denied_key = f"{channel}:denied"
         self.fallback_ttl = fallback_ttl
+        self.max_revoked = cache.options.max_revoked
         # Weak: a runtime that is dropped stops its bus (see Invalidator).
         self._cache = weakref.ref(cache)
         self.published = 0
@@ -124,7 +132,7 @@ class RedisBus:
         self._outbox.clear()  # the parent sends its own
         self.connected.clear()
         self._init_run_state()
-        cache.after_fork()
+        # (The cache's own fork handler has already reset its lock and flights.)
         cache.cap_ttl(self.fallback_ttl)
         self._start()
 
@@ -199,8 +207,7 @@ class RedisBus:
                     log.debug("authsession: bus error", exc_info=exc)
                     self._down(exc)
                 finally:
-                    with contextlib.suppress(Exception):
-                        await client.aclose()
+                    await _aclose(client)
                 if self._went_up:  # it had been up: start over quickly
                     delay = _BACKOFF_FIRST
                 if self._closed:
@@ -234,8 +241,7 @@ class RedisBus:
             for pending in (reader, writer):
                 if pending is not None:
                     pending.cancel()
-            with contextlib.suppress(Exception):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await _aclose(pubsub)
 
     async def _load_denials(self, client: Redis) -> None:
         cache = self._cache()
@@ -243,18 +249,22 @@ class RedisBus:
             return
         now = time.time()
         await client.zremrangebyscore(self.denied_key, "-inf", now)
+        # The latest-expiring first: when there are more than max_revoked,
+        # the ones left out are those about to expire anyway.
         rows = cast(
             "list[tuple[bytes, float]]",
-            await client.zrangebyscore(
+            await client.zrevrangebyscore(
                 self.denied_key,
-                now,
                 "+inf",
+                now,
                 start=0,
                 num=cache.options.max_revoked,
                 withscores=True,
             ),
         )
-        for member, until in rows:
+        # Oldest first into the local LRU, so the latest-expiring end up the
+        # most recent and are the last a later overflow forgets.
+        for member, until in reversed(rows):
             key = _parse_key(member)
             if key is not None:
                 cache.revoke(key, float(until))
@@ -298,6 +308,10 @@ class RedisBus:
             pipe.publish(self.channel, line)
         if denials:
             pipe.zremrangebyscore(self.denied_key, "-inf", time.time())
+            if self.max_revoked:
+                # Bounded like every process's own denylist: keep the
+                # max_revoked latest-expiring, drop the soonest-expiring.
+                pipe.zremrangebyrank(self.denied_key, 0, -(self.max_revoked + 1))
         await pipe.execute()
 
     def _apply(self, data: object) -> None:
@@ -355,6 +369,21 @@ class RedisBus:
         self.state = "down"  # last: whoever sees it sees the cap and the warning too
 
 
+async def _aclose(resource: Redis | PubSub) -> None:
+    """Close a client or pubsub, whatever redis-py 5.x calls it; never raises.
+
+    ``aclose()`` arrived in redis 5.0.1; before it, ``close()`` was the
+    coroutine. Skipping the close would leak a connection per reconnection.
+    """
+    close = getattr(resource, "aclose", None) or getattr(resource, "close", None)
+    if close is None:
+        return
+    with contextlib.suppress(Exception):
+        result = close()
+        if inspect.isawaitable(result):
+            await result
+
+
 def _parse_key(value: object) -> bytes | None:
     text = value.decode("ascii", "replace") if isinstance(value, bytes) else value
     if not isinstance(text, str) or len(text) != 64:
@@ -384,6 +413,10 @@ class Invalidator:
         self.cache = cache
         options = config.cache_options
         self.bus: RedisBus | None = None
+        strategy: str = config.strategy  # "proxy" from a ProxyConfig (see the runtime)
+        if strategy == "proxy":
+            # Nothing here can prove a proxied token live but having seen it resolve.
+            cache.track_live()
         if options.bus:
             self.bus = RedisBus(options.bus, options.bus_channel, options.bus_fallback_ttl, cache)
             # The runtime (and its cache) dropped: stop listening for it.
@@ -396,10 +429,24 @@ class Invalidator:
         if self.bus is not None:
             self.bus.publish("drop", key)
 
-    def revoke(self, found: FoundCookie) -> None:
-        """Sign-out: every process forgets the session and refuses the token until it expires."""
+    def revoke(self, found: FoundCookie, live: bool | None = None) -> None:
+        """Sign-out: every process forgets the session and refuses the token until it expires.
+
+        Anyone can call a sign-out route with any cookie, so only a token
+        proven to carry a live session is refused (the denylist is bounded:
+        random cookies must not push real revocations out of it):
+
+        - jwt: the token decodes;
+        - proxy: this process has seen it resolve to a session (cached now,
+          or recently; see ``SessionCache.was_live``), or the caller says so
+          with ``live=True``;
+        - database: never. Deleting the row ended the session everywhere; the
+          other processes only drop what they cached.
+
+        ``live=False``: the caller knows there is no session to refuse.
+        """
         key = token_key(found.value)
-        until = self._until(found)
+        until = None if live is False else self._until(found, key, live)
         if until is None:  # not a live session: there is nothing to refuse
             self.cache.invalidate(key)
             if self.bus is not None:
@@ -409,18 +456,23 @@ class Invalidator:
         if self.bus is not None:
             self.bus.publish("deny", key, until)
 
-    def _until(self, found: FoundCookie) -> float | None:
-        """When the token stops being accepted anyway; None if it is not accepted now."""
+    def _until(self, found: FoundCookie, key: bytes, live: bool | None) -> float | None:
+        """When the token stops being accepted anyway; None if it is not to be refused."""
         slack = CLOCK_TOLERANCE + 1
-        if self.config.strategy == "jwt":
+        strategy = self.config.strategy
+        if strategy == "database":
+            return None  # the deleted row is authoritative
+        if strategy == "jwt":
             try:
                 claims, _ = decode_found(found, self.config.secrets, self.candidates)
-            except Exception:  # undecodable: no session to revoke
+            except Exception:  # undecodable (or expired): no session to revoke
                 return None
             exp = claims.get("exp")
             if isinstance(exp, (int, float)) and not isinstance(exp, bool):
                 return float(exp) + slack
-        # A database session's expiry can slide, but never past now + max_age.
+        elif not (live or self.cache.was_live(key)):  # proxy: never seen live here
+            return None
+        # An upstream session's expiry can slide, but never past now + max_age.
         return time.time() + self.config.max_age + slack
 
     def stats(self) -> dict[str, Any]:

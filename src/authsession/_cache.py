@@ -22,14 +22,16 @@ import asyncio
 import hashlib
 import logging
 import math
+import os
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, fields
 from typing import Any, NamedTuple
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import cachetools
 
@@ -43,17 +45,59 @@ log = logging.getLogger("authsession")
 BUS_SCHEMES = ("redis", "rediss", "unix")
 
 
+# Query-string options of a Redis URL that are never credentials: their
+# values are shown. Every other value (``password=``, ``username=``, and
+# whatever a future client accepts) is hidden.
+_SHOWN_QUERY_KEYS = frozenset(
+    {
+        "db",
+        "protocol",
+        "socket_timeout",
+        "socket_connect_timeout",
+        "socket_keepalive",
+        "retry_on_timeout",
+        "max_connections",
+        "health_check_interval",
+        "ssl_cert_reqs",
+        "ssl_check_hostname",
+        "decode_responses",
+        "timeout",
+    }
+)
+
+
 def redact_url(url: str) -> str:
-    """``url`` with any password replaced, for logs and reprs."""
+    """``url`` with any password replaced, for logs and reprs.
+
+    Credentials can sit in the user info (``redis://user:pw@host``) or in the
+    query string (``redis://host/0?password=pw``); both are hidden.
+    """
     try:
         parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        netloc = parts.netloc.rsplit("@", 1)[1]
-        user = parts.username or ""
-        return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+        if parts.password is not None:
+            netloc = parts.netloc.rsplit("@", 1)[1]
+            user = parts.username or ""
+            parts = parts._replace(netloc=f"{user}:***@{netloc}")
+        if parts.query:
+            parts = parts._replace(query=_redact_query(parts.query))
+        if parts.fragment:
+            parts = parts._replace(fragment="***")
+        return urlunsplit(parts)
     except ValueError:
         return "<unparsable url>"
+
+
+def _redact_query(query: str) -> str:
+    shown: list[str] = []
+    for item in query.split("&"):
+        name, eq, _value = item.partition("=")
+        if not eq:  # a bare value: could be anything
+            shown.append("***" if item else item)
+        elif unquote(name).strip().lower() in _SHOWN_QUERY_KEYS:
+            shown.append(item)
+        else:
+            shown.append(f"{name}=***")
+    return "&".join(shown)
 
 
 def _seconds(name: str, value: object) -> None:
@@ -299,8 +343,13 @@ def _until(_key: bytes, until: float, _now: float) -> float:
     return until
 
 
+# Keys remembered as having carried a live session (``track_live``).
+LIVE_MEMORY = 4096
+
+
 class SessionCache:
     def __init__(self, options: CacheOptions) -> None:
+        _CACHES.add(self)  # for the fork handler: see _after_fork_in_child
         self.options = options
         self._enabled = options.enabled
         # An OrderedDict in recency order is the LRU: its lookups and
@@ -315,6 +364,9 @@ class SessionCache:
         self._inflight: dict[bytes, Flight] = {}
         # Set while the invalidation bus is down: no entry outlives it.
         self._ttl_cap: float | None = None
+        # With ``track_live``: keys of tokens seen resolving to a live session
+        # (most recent last), including ones whose entry has left the LRU.
+        self._live: OrderedDict[bytes, None] | None = None
         self.hits = 0
         self.misses = 0
         self.coalesced = 0
@@ -386,10 +438,49 @@ class SessionCache:
         # Dropping the flight means later misses resolve afresh instead of
         # joining a resolution that began before this invalidation.
         self._inflight.pop(key, None)
-        if self._lru.pop(key, None) is not None:
+        entry = self._lru.pop(key, None)
+        if entry is not None:
             self.invalidations += 1
+            if entry.session is not None and self._live is not None:
+                # A sign-out drops the entry just before it asks ``was_live``.
+                self._note_live(key)
             return True
         return False
+
+    def _note_live(self, key: bytes) -> None:
+        """Remember that ``key`` carried a live session (lock held, tracking on)."""
+        live = self._live
+        assert live is not None
+        live[key] = None
+        live.move_to_end(key)
+        if len(live) > LIVE_MEMORY:
+            live.popitem(last=False)
+
+    def track_live(self) -> None:
+        """Remember which tokens resolved to a live session, for ``was_live``.
+
+        Off unless asked for: only proxy mode needs it (a jwt proves itself by
+        decoding, a database session by its row).
+        """
+        with self._lock:
+            if self._live is None:
+                self._live = OrderedDict()
+
+    def was_live(self, key: bytes) -> bool:
+        """``key``'s token has been seen carrying a live session in this process.
+
+        True while a session is cached for it, and, with ``track_live``, for
+        the last ``LIVE_MEMORY`` tokens resolved live or dropped from the
+        cache with a session (a sign-out drops the entry before it revokes).
+        A token nobody ever resolved here, such as a random cookie sent to a
+        sign-out route, is never "live".
+        """
+        with self._lock:
+            entry = self._lru.get(key)
+            if entry is not None and entry.session is not None:
+                return True
+            live = self._live
+            return live is not None and key in live
 
     def revoke(self, key: bytes, until: float) -> None:
         """Refuse ``key`` until ``until`` (``time.time()``), when the token expires anyway."""
@@ -407,7 +498,12 @@ class SessionCache:
             return denied is not None and key in denied
 
     def after_fork(self) -> None:
-        """In a forked child: a lock held by another parent thread would never be released."""
+        """In a forked child (run for every cache by ``_after_fork_in_child``).
+
+        A lock held by another parent thread would never be released, and a
+        resolution that thread was running will never settle here: followers
+        in the child would wait on it forever, so the child resolves afresh.
+        """
         self._lock = threading.Lock()
         self._inflight = {}
 
@@ -507,8 +603,11 @@ class SessionCache:
             denied = self._denied
             if denied is not None and key in denied:
                 entry = REVOKED
-            elif current and entry is not None and error is None:
-                self._store(key, entry, flight.source, expiry)
+            elif entry is not None and error is None:
+                if current:
+                    self._store(key, entry, flight.source, expiry)
+                if self._live is not None and entry.session is not None:
+                    self._note_live(key)
             future = flight.future
         result = None if error is not None else (entry if entry is not None else _NO_SESSION)
         if future is not None:
@@ -593,3 +692,18 @@ class SessionCache:
                 "denied": self.denied,
                 "ttl_cap": self._ttl_cap,
             }
+
+
+# Every cache in this process (weakly: a dropped runtime's cache goes away).
+_CACHES: weakref.WeakSet[SessionCache] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # Every cache, with a bus or not: a forked child must not wait on a
+    # resolution that a parent thread had in flight (that thread is gone).
+    for cache in list(_CACHES):
+        cache.after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -14,7 +14,7 @@ from tests._services import require_redis, unique_name
 from tests.cache._redis_server import RedisServer
 from tests.conftest import SECRET
 
-from authsession import AuthConfig, AuthRuntime
+from authsession import AuthConfig, AuthRuntime, jwt
 from authsession._cache import token_key
 
 NAME = "authjs.session-token"
@@ -262,3 +262,144 @@ def test_a_forked_worker_gets_its_own_working_bus(make_runtime):
     # the parent hears the child's sign-out
     key = token_key(header.split("=", 1)[1])
     wait_for(lambda: parent.cache.is_revoked(key), timeout=2.0)
+
+
+# -- the sorted set of denials ---------------------------------------------------------
+
+
+def jwt_header(days: int) -> str:
+    """A session cookie expiring in ``days`` days."""
+    claims = {"sub": str(days), "name": f"u{days}"}
+    return f"{NAME}={jwt.encode(claims, SECRET, NAME, max_age=days * 86400)}"
+
+
+def test_the_denied_set_is_capped_at_max_revoked_keeping_the_latest_expiring(
+    make_runtime, redis_url, channel
+):
+    import redis
+
+    a = make_runtime(max_revoked=2)
+    headers = {days: jwt_header(days) for days in (3, 1, 4, 2)}
+    for header in headers.values():
+        a.sign_out_sync(header)
+    wait_for(lambda: a.cache_stats()["bus_published"] == 4)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        members = set(client.zrange(f"{channel}:denied", 0, -1))
+    finally:
+        client.close()
+    assert members == {
+        hashlib.sha256(headers[days].split("=", 1)[1].encode()).hexdigest().encode()
+        for days in (3, 4)
+    }
+
+
+def test_a_subscribing_process_loads_the_latest_expiring_denials_first(
+    make_runtime, redis_url, channel
+):
+    import redis
+
+    headers = {days: jwt_header(days) for days in (1, 2, 3)}
+    client = redis.Redis.from_url(redis_url)
+    try:  # three denials in Redis (written by processes with a larger max_revoked)
+        for days, header in headers.items():
+            key = token_key(header.split("=", 1)[1]).hex()
+            client.zadd(f"{channel}:denied", {key: time.time() + days * 86400})
+    finally:
+        client.close()
+    late = make_runtime(max_revoked=2)
+    assert late.cache_stats()["revoked"] == 2
+    assert late.get_session_sync(headers[3]) is None
+    assert late.get_session_sync(headers[2]) is None
+    assert late.get_session_sync(headers[1]) is not None  # the soonest to expire was left out
+
+
+def test_random_cookies_signed_out_never_reach_the_denied_set(redis_url, channel):
+    import httpx
+    import redis
+
+    from authsession._proxy_config import ProxyConfig
+
+    victim = "victim-token-value"
+
+    def upstream(request: httpx.Request) -> httpx.Response:
+        live = f"{NAME}={victim}" in request.headers.get("cookie", "")
+        body = {"user": {"name": "v"}, "expires": "2999-01-01T00:00:00.000Z"}
+        return httpx.Response(200, json=body if live else None)
+
+    rt = AuthRuntime(
+        ProxyConfig(
+            upstream_url="https://upstream.test",
+            transport=httpx.MockTransport(upstream),
+            cache={"bus": redis_url, "bus_channel": channel, "max_revoked": 5},
+        )
+    )
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert rt.invalidation.bus.connected.wait(5)
+        assert rt.get_session_sync({NAME: victim}) is not None
+        rt.sign_out_sync({NAME: victim})
+        for _ in range(20):
+            rt.sign_out_sync({NAME: os.urandom(8).hex()})
+        wait_for(lambda: rt.cache_stats()["bus_published"] == 21)  # 1 deny, 20 drops
+        assert client.zrange(f"{channel}:denied", 0, -1) == [token_key(victim).hex().encode()]
+        assert rt.get_session_sync({NAME: victim}) is None
+    finally:
+        client.close()
+        rt.close()
+
+
+def test_a_database_sign_out_drops_the_session_everywhere_without_a_denial(redis_url, channel):
+    import redis
+
+    from authsession.adapters import MemoryAdapter
+
+    adapter = MemoryAdapter()  # one database shared by both "processes"
+    cache = {"bus": redis_url, "bus_channel": channel, "ttl": 3600}
+    a, b = (
+        AuthRuntime(AuthConfig(strategy="database", adapter=adapter, cache=cache))
+        for _ in range(2)
+    )
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert a.invalidation.bus.connected.wait(5) and b.invalidation.bus.connected.wait(5)
+        header = {NAME: a.sign_in_sync(dict(USER))}
+        assert b.get_session_sync(header) is not None
+        assert b.cache_stats()["size"] == 1
+        a.sign_out_sync(header)
+        wait_for(lambda: b.cache_stats()["size"] == 0, timeout=1.0)
+        assert b.get_session_sync(header) is None  # the row is gone
+        assert a.cache_stats()["revoked"] == b.cache_stats()["revoked"] == 0
+        assert client.zcard(f"{channel}:denied") == 0
+    finally:
+        client.close()
+        a.close()
+        b.close()
+
+
+# -- redis-py 5.0.0 ---------------------------------------------------------------------
+
+
+def test_connections_are_closed_on_a_redis_without_aclose(make_runtime, monkeypatch):
+    """redis 5.0.0 has no ``aclose()``: its ``close()`` coroutine must be used instead."""
+    from redis.asyncio import Redis
+    from redis.asyncio.client import PubSub
+
+    closed: list[str] = []
+
+    def old_style(cls: type, name: str):
+        aclose = cls.aclose
+
+        async def close(self, *args, **kwargs):
+            closed.append(name)
+            await aclose(self)
+
+        monkeypatch.delattr(cls, "aclose")
+        monkeypatch.setattr(cls, "close", close)
+
+    old_style(Redis, "client")
+    old_style(PubSub, "pubsub")
+    rt = make_runtime()
+    rt.close()
+    assert rt.invalidation.bus.state == "closed"
+    assert sorted(closed) == ["client", "pubsub"]

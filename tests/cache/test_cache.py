@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import threading
 import time
+import warnings
 
 import pytest
 from hypothesis import given, settings
@@ -566,3 +569,77 @@ def test_cache_options_are_hashable_and_hide_the_bus_password():
     with pytest.raises(ConfigurationError) as info:
         AuthConfig(secret=SECRET, cache={"bus": "http://u:hunter2@h"})
     assert "hunter2" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "secret", "shown"),
+    [
+        ("redis://127.0.0.1:1/0?password=TOPSECRET", "TOPSECRET", "password=***"),
+        ("redis://h/0?db=2&username=u&password=TOPSECRET", "TOPSECRET", "db=2&username=***"),
+        ("redis://h/0?Password=TOP%20SECRET&x", "TOP%20SECRET", "Password=***&***"),
+        ("unix:///run/redis.sock?db=0&password=TOPSECRET", "TOPSECRET", "sock?db=0&password=***"),
+        ("rediss://:TOPSECRET@h:6380/0?password=TOPSECRET", "TOPSECRET", "rediss://:***@h:6380/0"),
+        ("redis://h/0#TOPSECRET", "TOPSECRET", "redis://h/0#***"),
+    ],
+)
+def test_bus_urls_hide_credentials_in_the_query_string_too(url, secret, shown):
+    options = CacheOptions(bus=url)
+    assert secret not in repr(options) and shown in repr(options)
+    assert secret not in repr(AuthConfig(secret=SECRET, cache=options))
+    with pytest.raises(ConfigurationError) as info:
+        CacheOptions(bus=url.replace("redis", "http", 1).replace("unix", "http", 1))
+    assert secret not in str(info.value)
+
+
+def test_a_bus_url_without_credentials_is_shown_as_is():
+    url = "redis://127.0.0.1:6379/0?db=1&socket_timeout=2"
+    assert f"bus={url!r}" in repr(CacheOptions(bus=url))
+
+
+# -- fork -------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_does_not_wait_on_a_resolution_in_flight_in_the_parent():
+    # No bus: every cache, not only those with one, must be reset in the child.
+    cache = SessionCache(CacheOptions())
+    key = token_key("tok")
+    gate = threading.Event()
+    started = threading.Event()
+
+    def slow_resolve():
+        started.set()
+        gate.wait(10)
+        return Entry(session(name="parent"), time.monotonic() + 60)
+
+    parent = threading.Thread(target=cache.resolve_sync, args=(key, "", slow_resolve))
+    parent.start()
+    try:
+        assert started.wait(5)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
+            pid = os.fork()
+        if pid == 0:  # the child: the resolving thread does not exist here
+            code = 1
+            try:
+                entry = cache.resolve_sync(
+                    key, "", lambda: Entry(session(name="child"), time.monotonic() + 60)
+                )
+                code = 0 if entry is not None and entry.session["user"]["name"] == "child" else 2
+            finally:
+                os._exit(code)
+        deadline = time.monotonic() + 10
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                raise AssertionError("the forked child hung on the parent's resolution")
+            time.sleep(0.01)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        gate.set()
+        parent.join(10)
+    assert cache.get(key, "").session["user"]["name"] == "parent"  # the parent is unaffected
