@@ -12,12 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
+import os
 import threading
+import weakref
 from collections.abc import Awaitable, Coroutine, Generator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 Steps = Generator[Awaitable[Any], Any, T]
+
+log = logging.getLogger("authsession")
 
 
 def maybe_await(value: Any) -> Generator[Awaitable[Any], Any, Any]:
@@ -25,6 +30,21 @@ def maybe_await(value: Any) -> Generator[Awaitable[Any], Any, Any]:
     if inspect.isawaitable(value):
         value = yield value
     return value
+
+
+def close_steps(steps: Steps[Any]) -> None:
+    """Close steps abandoned by a ``BaseException`` (cancellation, Ctrl-C, exit).
+
+    Their ``finally`` blocks (a circuit breaker freeing its trial slot, a
+    pending write released) must run now, not whenever the garbage collector
+    gets to a generator some traceback still references. The caller re-raises
+    the original exception: steps that misbehave on close (yield again, or
+    raise) are logged here and must not replace it.
+    """
+    try:
+        steps.close()
+    except Exception:
+        log.warning("authsession: a resolution failed while being abandoned", exc_info=True)
 
 
 async def drive_async(steps: Steps[T]) -> T:
@@ -40,6 +60,9 @@ async def drive_async(steps: Steps[T]) -> T:
     except StopIteration as stop:
         value: T = stop.value
         return value
+    except BaseException:  # CancelledError, KeyboardInterrupt, SystemExit
+        close_steps(steps)  # a no-op when the steps themselves raised: they are done
+        raise
 
 
 def drive_sync(steps: Steps[T]) -> T:
@@ -55,18 +78,32 @@ def drive_sync(steps: Steps[T]) -> T:
     except StopIteration as stop:
         value: T = stop.value
         return value
+    except BaseException:
+        close_steps(steps)
+        raise
 
 
 class LoopThread:
     """One daemon thread running an event loop, started on first use (and again
-    if it died, e.g. in a forked child). The sync bridge and the invalidation
-    bus each own one."""
+    in a forked child, which has none of its parent's threads). The sync bridge
+    and the invalidation bus each own one."""
 
     def __init__(self, name: str) -> None:
         self._name = name
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        _LOOP_THREADS.add(self)
+
+    def _forget_after_fork(self) -> None:
+        # The child has one thread, the one that forked. A parent thread that
+        # held the lock at that moment never releases the child's copy, so the
+        # child gets a fresh one. The parent's loop is dropped, not closed:
+        # closing it would unregister its self-pipe from the epoll instance the
+        # child shares with the parent, breaking the parent's loop.
+        self._lock = threading.Lock()
+        self._loop = None
+        self._thread = None
 
     def loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
@@ -80,6 +117,17 @@ class LoopThread:
     def on_loop_thread(self) -> bool:
         return self._thread is not None and threading.current_thread() is self._thread
 
+
+_LOOP_THREADS: weakref.WeakSet[LoopThread] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for loop_thread in list(_LOOP_THREADS):
+        loop_thread._forget_after_fork()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX only
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 _LOOP = LoopThread("authsession-sync-bridge")
 
@@ -103,4 +151,11 @@ def run_sync(awaitable: Awaitable[T]) -> T:
     coro: Coroutine[Any, Any, T] = (
         awaitable if inspect.iscoroutine(awaitable) else _await(awaitable)
     )
-    return asyncio.run_coroutine_threadsafe(coro, _LOOP.loop()).result()
+    future = asyncio.run_coroutine_threadsafe(coro, _LOOP.loop())
+    try:
+        return future.result()
+    except BaseException:
+        # Interrupted while waiting (Ctrl-C, SystemExit): nobody will read
+        # the result, so the coroutine must not run on in the background.
+        future.cancel()
+        raise

@@ -30,6 +30,10 @@ _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 # Headers the proxy builds itself: a static value there would either leak one
 # cookie to every user (Cookie) or break the request framing.
 _RESERVED_HEADERS = frozenset({"cookie", "content-length", "transfer-encoding", "connection"})
+# What a header value may not contain: anything outside printable ASCII, space
+# and tab. httpx encodes values as ASCII; RFC 9110 allows no control character
+# (h11 refuses some, e.g. \x0b, and upstream servers may refuse the others).
+_HEADER_VALUE_BAD = re.compile(r"[^\t\x20-\x7e]")
 # "https://", "htps:/": what shown_url keeps in front of a redacted userinfo.
 _SCHEME_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:/+")
 
@@ -168,6 +172,17 @@ def check_headers(headers: object) -> tuple[tuple[str, str], ...]:
         if not isinstance(value, str) or any(c in value for c in "\r\n\0"):
             raise ConfigurationError(
                 f"headers: the value of {name!r} must be a string without line breaks"
+            )
+        bad = _HEADER_VALUE_BAD.search(value)
+        if bad is not None:
+            # Accepted here, such a value would fail every request (with the
+            # value in h11's error message). The value (often an API key) is
+            # not shown, only where it goes wrong.
+            kind = "a non-ASCII" if ord(bad.group()) > 0x7F else "a control"
+            raise ConfigurationError(
+                f"headers: the value of {name!r} has {kind} character at position "
+                f"{bad.start()}; header values must be printable ASCII (encode anything "
+                "else, e.g. base64 or percent-encoding, as the upstream expects)"
             )
         pairs.append((name, value))
     return tuple(pairs)

@@ -29,6 +29,8 @@ from urllib.parse import quote, unquote, urlencode
 from ._cookies import CHUNK_SIZE, CookieName, CookieWrite, FoundCookie
 from ._session import Session
 from ._time import parse_iso
+from .jwt import _jwe
+from .jwt._errors import JWTDecodeError
 
 log = logging.getLogger("authsession")
 
@@ -38,11 +40,6 @@ MAX_BODY = 1024 * 1024
 # Characters a cookie value may carry unencoded (RFC 6265 cookie-octet, less
 # '%', which the receiving `cookie` package would percent-decode).
 _COOKIE_SAFE = "!#$&'()*+-./:<=>?@[]^_`{|}~"
-
-# Upstream statuses caused by the request itself (an oversized cookie header),
-# not by the upstream's health: they read as "no session" and must not let one
-# client's cookie open the breaker for everyone.
-_REQUEST_REJECTED = frozenset({413, 414, 431})
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,9 +68,8 @@ def forwarded_cookies(
     A cookie read from chunks is sent as ``name.0``, ``name.1``, … cut at
     Auth.js's chunk size (the layout Auth.js writes), and Auth.js joins them
     in index order, so the upstream reads exactly the value the cache is keyed
-    by. A Bearer token names no
-    cookie, so it goes under every candidate name and the upstream reads the
-    one it uses.
+    by. A Bearer token names no cookie: it goes under the candidate names of
+    the Auth.js version that wrote it (see ``bearer_names``).
     """
     if found.spec is not None:
         name = found.spec.name
@@ -83,9 +79,41 @@ def forwarded_cookies(
         pieces = range(0, max(len(found.value), 1), CHUNK_SIZE)
         return [(f"{name}.{i}", found.value[at : at + CHUNK_SIZE]) for i, at in enumerate(pieces)]
     cookies: list[tuple[str, str]] = []
-    for spec in candidates:
+    for spec in bearer_names(found.value, candidates):
         cookies.extend(_chunked(spec.name, found.value))
     return cookies
+
+
+def bearer_names(token: str, candidates: Iterable[CookieName]) -> list[CookieName]:
+    """The candidate names a Bearer token is forwarded under.
+
+    The upstream reads one name (secure or plain, v5 or v4, by its own
+    configuration), so every name costs the token's full size in the Cookie
+    header. The token's JWE header says which version wrote it: Auth.js v5
+    always sets ``kid`` (and uses A256CBC-HS512); NextAuth v4 never sets
+    ``kid`` and uses A256GCM. Only that version's names are sent, since the
+    other version could not decrypt it anyway (its key is derived with a
+    different salt). A token that is not a JWE (a database session token, a
+    custom ``jwt.encode``) could be either, and goes under every name; so
+    does one whose version matches no candidate (the upstream decides).
+    """
+    names = list(candidates)
+    version = _jwe_version(token)
+    matching = [spec for spec in names if spec.version == version]
+    return matching or names
+
+
+def _jwe_version(token: str) -> int | None:
+    """5 or 4 for a token shaped like an Auth.js / NextAuth JWE, else None."""
+    if token.count(".") != 4:
+        return None
+    try:
+        header = _jwe.parse_header(token.partition(".")[0])
+    except (JWTDecodeError, ValueError):
+        return None
+    if header.get("kid") is not None or header.get("enc") != _jwe.GCM:
+        return 5
+    return 4
 
 
 def cookie_header(cookies: Iterable[tuple[str, str]]) -> str:
@@ -256,6 +284,16 @@ def _session_expiry(data: dict[str, Any]) -> float | None:
     return when.timestamp()
 
 
+def is_refusal(reply: Reply) -> bool:
+    """A 4xx: the upstream (or a proxy in front of it) refused this request.
+
+    An oversized or malformed cookie is the client's doing, not the
+    upstream's health: it reads as "no session" for that cookie and gives the
+    circuit breaker no verdict, so one client cannot open it for everyone.
+    """
+    return reply.error is None and 400 <= reply.status < 500
+
+
 def interpret(
     reply: Reply,
     matches: Callable[[str], bool] | None,
@@ -264,8 +302,8 @@ def interpret(
     """The outcome of one upstream reply. ``matches`` None: relay no cookies."""
     if reply.error is not None:
         return Outcome("failure", reason=reply.error)
-    if reply.status in _REQUEST_REJECTED:
-        return Outcome("none", reason=f"the upstream rejected the request (HTTP {reply.status})")
+    if is_refusal(reply):
+        return Outcome("none", reason=f"the upstream refused the request (HTTP {reply.status})")
     if not 200 <= reply.status < 300:
         return Outcome("failure", reason=f"HTTP {reply.status}")
     if reply.truncated:

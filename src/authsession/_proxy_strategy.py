@@ -16,6 +16,12 @@ answers that yield:
 
 Failures never raise: a dead, slow or confused upstream reads as "no session"
 for that request, is not cached, and feeds the circuit breaker.
+
+``timeout`` is the budget of one attempt as a whole (connect, send, the whole
+response), not httpx's per-read timeout, which an upstream sending its body a
+byte at a time would reset forever: async attempts are cancelled at the
+deadline; sync ones cap every httpx wait at what is left of the budget and
+stop reading the body once it is spent.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ._bridge import Steps, run_sync
+from ._bridge import Steps, close_steps, run_sync
 from ._cache import Entry, SessionCache, token_key
 from ._cookies import CookieName, FoundCookie
 from ._proxy_config import ProxyConfig, proxy_mode_unsupported
@@ -47,6 +53,7 @@ from ._proxy_protocol import (
     build_request,
     csrf_from,
     interpret,
+    is_refusal,
     reissued_token,
     session_cookie_matcher,
     sign_out_problem,
@@ -84,6 +91,47 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+# The shortest wait handed to httpx once the budget is spent: a timeout of 0
+# would make sockets non-blocking, and a refused non-blocking connect reads as
+# a (retried) ConnectError instead of a timeout.
+_MIN_WAIT = 0.001
+
+
+class AttemptTimeouts(dict[str, float]):
+    """httpx's ``timeout`` extension for one attempt: each wait capped by the budget left.
+
+    httpcore reads ``connect``, ``write``, ``read`` and ``pool`` from this
+    mapping with ``.get`` as each phase of the exchange starts, so a phase
+    that starts late gets only what is left. A phase made of many reads (the
+    body) is bounded by ``check()`` between them.
+    """
+
+    def __init__(self, budget: float, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(connect=budget, read=budget, write=budget, pool=budget)
+        self.budget = budget
+        self.clock = clock
+        self.deadline = clock() + budget
+
+    def remaining(self) -> float:
+        return self.deadline - self.clock()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if key not in self:
+            return default
+        return max(_MIN_WAIT, min(super().__getitem__(key), self.remaining()))
+
+    def __getitem__(self, key: str) -> float:
+        value: float = self.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def check(self) -> None:
+        """Raise ``httpx.ReadTimeout`` once the budget is spent."""
+        if self.remaining() <= 0:
+            raise httpx.ReadTimeout(f"no complete response within {self.budget:g}s")
+
+
 class _ThreadedTransport(httpx.AsyncBaseTransport):
     """A sync-only transport (e.g. ``httpx.HTTPTransport(cert=...)``) for the async client.
 
@@ -99,8 +147,17 @@ class _ThreadedTransport(httpx.AsyncBaseTransport):
 
     def _exchange(self, request: httpx.Request) -> httpx.Response:
         response = self._inner.handle_request(request)
+        # The awaiting side gives up at the deadline; this thread stops
+        # reading then too, rather than holding a connection for a trickle.
+        timeouts = request.extensions.get("timeout")
+        check = timeouts.check if isinstance(timeouts, AttemptTimeouts) else None
         try:
-            content = b"".join(response.iter_raw())
+            chunks = []
+            for chunk in response.iter_raw():
+                chunks.append(chunk)
+                if check is not None:
+                    check()
+            content = b"".join(chunks)
         except httpx.StreamConsumed:  # built in memory (a test double): already read
             content = response.content
         finally:
@@ -188,7 +245,7 @@ class UpstreamHttp:
         while True:
             self.calls += 1
             try:
-                return self._read_sync(client, request)
+                return self._read_sync(client, request, self.config.timeout_seconds)
             except _TRANSPORT_ERRORS as exc:
                 delay = self._retry_delay(exc, attempt)
                 if delay is None:
@@ -198,11 +255,14 @@ class UpstreamHttp:
 
     async def fetch_async(self, request: UpstreamRequest) -> Reply:
         client = self.async_client()
+        budget = self.config.timeout_seconds
         attempt = 0
         while True:
             self.calls += 1
             try:
-                return await self._read_async(client, request)
+                return await asyncio.wait_for(self._read_async(client, request, budget), budget)
+            except asyncio.TimeoutError:  # the builtin TimeoutError from 3.11 on
+                return Reply(error=f"TimeoutError: no complete response within {budget:g}s")
             except _TRANSPORT_ERRORS as exc:
                 delay = self._retry_delay(exc, attempt)
                 if delay is None:
@@ -211,21 +271,36 @@ class UpstreamHttp:
             attempt += 1
 
     @staticmethod
-    def _read_sync(client: httpx.Client, request: UpstreamRequest) -> Reply:
+    def _read_sync(client: httpx.Client, request: UpstreamRequest, budget: float) -> Reply:
+        timeouts = AttemptTimeouts(budget)
         with client.stream(
-            request.method, request.url, headers=request.headers, content=request.body
+            request.method,
+            request.url,
+            headers=request.headers,
+            content=request.body,
+            extensions={"timeout": timeouts},
         ) as response:
+            timeouts.check()  # the headers alone may have used it all
             body = bytearray()
             for chunk in response.iter_bytes():
+                timeouts.check()
                 body += chunk
                 if len(body) > MAX_BODY:
                     break
             return _reply(response, body)
 
     @staticmethod
-    async def _read_async(client: httpx.AsyncClient, request: UpstreamRequest) -> Reply:
+    async def _read_async(
+        client: httpx.AsyncClient, request: UpstreamRequest, budget: float
+    ) -> Reply:
+        # wait_for around this bounds the whole; the capped waits also bound
+        # a sync transport's worker thread (_ThreadedTransport).
         async with client.stream(
-            request.method, request.url, headers=request.headers, content=request.body
+            request.method,
+            request.url,
+            headers=request.headers,
+            content=request.body,
+            extensions={"timeout": AttemptTimeouts(budget)},
         ) as response:
             body = bytearray()
             async for chunk in response.aiter_bytes():
@@ -307,7 +382,8 @@ class ProxyStrategy:
         self.cache_ttl = config.cache_options.ttl
         self.negative_ttl = config.cache_options.negative_ttl
         self.http = UpstreamHttp(config, rng)
-        worst_attempt = config.timeout_seconds * 4  # connect + write + read + pool
+        # A sync attempt may overrun its deadline by one last capped wait.
+        worst_attempt = config.timeout_seconds * 2
         self.health = UpstreamHealth(
             _redacted_target(config.session_url),
             config.breaker_threshold,
@@ -315,6 +391,7 @@ class ProxyStrategy:
             trial_timeout=(config.retries + 1) * (worst_attempt + config.backoff_max) + 1.0,
         )
         self.matches = session_cookie_matcher(candidates) if config.forward_set_cookie else None
+        self._refusals_seen: set[int] = set()
 
     # -- reading -------------------------------------------------------------
 
@@ -323,18 +400,40 @@ class ProxyStrategy:
         if not self.health.admit():
             return Entry(None, 0.0)  # circuit open: fail fast, nothing cached
         outcome: Outcome | None = None
+        refused = False
         try:
             request = build_request(
                 self.config.session_url, self.config.header_pairs, found, self.candidates
             )
             reply = yield _Fetch(self.http, request)
             outcome = interpret(reply, self.matches)
+            refused = is_refusal(reply)
         finally:
-            if outcome is None:  # cancelled, or a bug: not the upstream's fault
+            if outcome is None or refused:
+                # Cancelled, a bug, or this request refused (a 4xx): no verdict
+                # on the upstream's health, and a half-open trial slot is freed.
                 self.health.abandon()
             else:
                 self.health.record(outcome.kind != "failure", outcome.reason)
+        if refused:
+            self._note_refusal(reply.status)
         return self._entry(found, outcome)
+
+    def _note_refusal(self, status: int) -> None:
+        # A 4xx for every request is a configuration problem (a wrong
+        # base_path, a header the upstream requires): warn once per status.
+        # Once, because any client can cause one (an oversized cookie).
+        if status in self._refusals_seen:
+            return
+        self._refusals_seen.add(status)
+        log.warning(
+            "authsession: proxy upstream %s refused a session request with HTTP %d; it reads "
+            "as signed out (not an outage). If every request gets this, check base_path and "
+            "the headers the upstream requires; further HTTP %d answers are logged at INFO",
+            self.health.target,
+            status,
+            status,
+        )
 
     def resolve_sync(self, found: FoundCookie) -> Entry:
         """``resolve`` for sync callers: the upstream call made on this thread."""
@@ -354,6 +453,9 @@ class ProxyStrategy:
         except StopIteration as stop:
             entry: Entry = stop.value
             return entry
+        except BaseException:  # e.g. Ctrl-C in a blocking read: free the breaker's trial now
+            close_steps(steps)
+            raise
 
     def _entry(self, found: FoundCookie, outcome: Outcome) -> Entry:
         now = time.monotonic()

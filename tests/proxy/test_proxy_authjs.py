@@ -31,6 +31,7 @@ from interop._harness import (
     get_session,
     get_session_json,
     parse_set_cookie,
+    session_cookie_value,
     sign_in,
 )
 
@@ -300,6 +301,67 @@ def test_the_upstreams_no_session_answer(
     token = signed_in.cookies["authjs.session-token"]
     session = runtime.get_session_sync({"Authorization": f"Bearer {token}"})
     assert session is not None and session.user.name == "proxy-bearer"
+
+
+class RecordingTransport(CountingTransport):
+    """CountingTransport that also keeps each request's Cookie header."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cookie_headers: list[str] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.cookie_headers.append(request.headers.get("cookie", ""))
+        return super().handle_request(request)
+
+
+def cookie_names(header: str) -> set[str]:
+    """The cookie names in a Cookie header, chunk suffixes (``.0``, ``.1``) dropped."""
+    names = set()
+    for pair in header.split("; "):
+        name = pair.split("=", 1)[0]
+        base, _, index = name.rpartition(".")
+        names.add(base if index.isdigit() else name)
+    return names
+
+
+@pytest.mark.parametrize("kind", ["plain", "secure"])
+def test_a_bearer_token_goes_only_under_the_v5_names_and_auth_js_reads_it(
+    servers: dict[str, AuthJsServer], runtime_for: Any, kind: str
+) -> None:
+    """An Auth.js token (it has a `kid`) is sent under the two v5 names only,
+    and the upstream, whichever of them it uses, reads it."""
+    server = servers[kind]
+    signed_in = sign_in(server.base_url, f"proxy-bearer-{kind}")
+    token = session_cookie_value(signed_in.cookies, server.session_cookie_name)
+    transport = RecordingTransport()
+    runtime, _ = runtime_for(server.base_url, transport=transport)
+    session = runtime.get_session_sync({"Authorization": f"Bearer {token}"})
+    assert session is not None and session.user.name == f"proxy-bearer-{kind}"
+    (header,) = transport.cookie_headers
+    assert cookie_names(header) == {"__Secure-authjs.session-token", "authjs.session-token"}
+
+
+def test_a_bearer_token_too_large_for_two_names_needs_secure_cookie(
+    servers: dict[str, AuthJsServer], runtime_for: Any
+) -> None:
+    """An 8.5 kB token under both v5 names is more than node's 16 kB header
+    limit: the 431 reads as no session (not an outage). With `secure_cookie`
+    set it goes under the one name the upstream reads, in chunks."""
+    server = servers["chunked"]
+    signed_in = sign_in(server.base_url, "proxy-bearer-big")
+    token = session_cookie_value(signed_in.cookies, server.session_cookie_name)
+    bearer = {"Authorization": f"Bearer {token}"}
+    runtime, _ = runtime_for(server.base_url)
+    assert runtime.get_session_sync(bearer) is None
+    assert runtime.strategy.health.consecutive_failures == 0  # type: ignore[union-attr]
+    transport = RecordingTransport()
+    runtime, _ = runtime_for(server.base_url, transport=transport, secure_cookie=False)
+    session = runtime.get_session_sync(bearer)
+    assert session is not None and session.user.id == "user-proxy-bearer-big"
+    (header,) = transport.cookie_headers
+    assert cookie_names(header) == {"authjs.session-token"}
+    assert "authjs.session-token.1=" in header
 
 
 @pytest.mark.parametrize("kind", ["plain", "secure"])

@@ -8,7 +8,8 @@ from urllib.parse import unquote
 
 import pytest
 
-from authsession._cookies import CHUNK_SIZE, FoundCookie, candidate_names
+from authsession import jwt
+from authsession._cookies import CHUNK_SIZE, CookieName, FoundCookie, candidate_names
 from authsession._proxy_protocol import (
     Reply,
     UpstreamHealth,
@@ -21,8 +22,12 @@ from authsession._proxy_protocol import (
     relayed_writes,
     session_cookie_matcher,
 )
+from authsession.jwt import v4 as jwt_v4
+from authsession.jwt._jwe import b64url_encode, parse_header
 
 from .conftest import session_body
+
+SECRET = "s" * 32
 
 CANDIDATES = candidate_names(None, None)
 V5 = next(c for c in CANDIDATES if c.name == "authjs.session-token")
@@ -49,11 +54,42 @@ def test_chunks_are_forwarded_as_chunks_in_auth_js_layout() -> None:
     assert forwarded_cookies(short, CANDIDATES) == [(V5.name + ".0", "abc")]
 
 
-def test_a_bearer_token_goes_under_every_candidate_name() -> None:
-    found = FoundCookie(None, "tok", ())
-    assert forwarded_cookies(found, CANDIDATES) == [(c.name, "tok") for c in CANDIDATES]
+V5_NAMES = ["__Secure-authjs.session-token", "authjs.session-token"]
+V4_NAMES = ["__Secure-next-auth.session-token", "next-auth.session-token"]
+
+
+def header_of(token: str) -> dict[str, object]:
+    return parse_header(token.split(".")[0])
+
+
+def names_sent(token: str, candidates: tuple[CookieName, ...] = CANDIDATES) -> list[str]:
+    return [name for name, _ in forwarded_cookies(FoundCookie(None, token, ()), candidates)]
+
+
+def test_a_bearer_token_goes_under_the_names_of_the_version_that_wrote_it() -> None:
+    v5 = jwt.encode({"sub": "1"}, SECRET, "authjs.session-token")
+    v4 = jwt_v4.encode({"sub": "1"}, SECRET)
+    assert "kid" in header_of(v5) and "kid" not in header_of(v4)
+    assert names_sent(v5) == V5_NAMES
+    assert names_sent(v4) == V4_NAMES
+    # An early v5 token: A256CBC-HS512 without a kid (v4 only ever wrote A256GCM).
+    cbc = b64url_encode(b'{"alg":"dir","enc":"A256CBC-HS512"}') + "..iv.ct.tag"
+    assert names_sent(cbc) == V5_NAMES
+    # Not a JWE (a database session token, a custom encode): could be either.
+    for other in ("9f1c2d3e-aaaa-bbbb-cccc-000000000000", "a.b.c.d.e", "x" * 40):
+        assert names_sent(other) == [c.name for c in CANDIDATES]
+    # Only the configured names, whatever the token says.
+    assert names_sent(v4, candidate_names(None, False)) == ["next-auth.session-token"]
     only = candidate_names("custom.session-token", None)
-    assert forwarded_cookies(found, only) == [("custom.session-token", "tok")]
+    assert names_sent(v4, only) == names_sent("tok", only) == ["custom.session-token"]
+
+
+def test_a_large_bearer_token_is_sent_chunked_under_two_names_not_four() -> None:
+    token = jwt.encode({"sub": "1", "big": "x" * 6000}, SECRET, "authjs.session-token")
+    sent = forwarded_cookies(FoundCookie(None, token, ()), CANDIDATES)
+    assert {name.rsplit(".", 1)[0] for name, _ in sent} == set(V5_NAMES)
+    for base in V5_NAMES:
+        assert "".join(v for name, v in sent if name.startswith(base + ".")) == token
 
 
 def test_request_headers_static_extras_accept_and_an_encoded_cookie() -> None:
@@ -134,10 +170,15 @@ def test_interpret_no_session(body: object) -> None:
     [
         (Reply(error="ConnectError: refused"), "failure"),
         (reply(session_body(), status=500), "failure"),
+        (reply(session_body(), status=503), "failure"),
         (reply(session_body(), status=302), "failure"),
-        (reply(session_body(), status=404), "failure"),
-        (reply(session_body(), status=401), "failure"),
-        (reply(None, status=431), "none"),  # the request's own fault: not an outage
+        # A 4xx refuses this request (an oversized cookie at a front proxy):
+        # "no session" for it, not an outage.
+        (reply(None, status=400), "none"),
+        (reply(session_body(), status=401), "none"),
+        (reply(session_body(), status=404), "none"),
+        (reply(None, status=431), "none"),
+        (reply(None, status=499), "none"),
         (Reply(200, (), b"<html>not json</html>"), "failure"),
         (Reply(200, (), b"\xff\xfe"), "failure"),
         (reply([session_body()]), "failure"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import threading
 import time
@@ -125,8 +126,6 @@ def test_the_session_is_the_upstreams_json(make_runtime: MakeRuntime) -> None:
         httpx.RemoteProtocolError("server disconnected"),
         raw(500, b"oops"),
         raw(502, b"bad gateway"),
-        raw(404, b"<html>not found</html>"),
-        raw(401, b"unauthorized"),
         raw(200, b"<html>login page</html>"),
         raw(200, b"[]", "application/json"),
         raw(200, b'{"user": {"name": "x"}}', "application/json"),
@@ -318,6 +317,106 @@ def test_the_breaker_fails_fast_then_half_opens(
     assert len(warnings) == 1, [r.getMessage() for r in warnings]
     assert "HTTP 503" in warnings[0].getMessage()
     assert "recovered" in caplog.text
+
+
+def test_a_refused_request_is_no_session_for_that_cookie_not_an_outage(
+    make_runtime: MakeRuntime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A front proxy answering 400 to one client's oversized cookie must not
+    open the breaker for everyone; the answer is cached like any "no session"."""
+    caplog.set_level(logging.INFO, "authsession")
+    oversized = "x" * 6000
+
+    def upstream_behind_a_proxy(request: httpx.Request) -> httpx.Response:
+        if len(request.headers.get("cookie", "")) > 4096:
+            return raw(400, b"<html>400 Request Header Or Cookie Too Large</html>")
+        return ok()
+
+    upstream = Upstream(upstream_behind_a_proxy)
+    runtime = make_runtime(upstream.transport(), retries=0, breaker_threshold=2)
+    for i in range(5):
+        assert runtime.get_session_sync(f"authjs.session-token={oversized}{i}") is None
+    assert runtime.get_session_sync(f"authjs.session-token={oversized}0") is None
+    assert upstream.calls == 5  # the repeat was answered by the negative cache
+    assert runtime.strategy.health.stats()["state"] == "closed"  # type: ignore[union-attr]
+    assert runtime.get_session_sync(COOKIE) is not None  # everyone else is still served
+    # One warning (it could be a misconfiguration), then INFO per request.
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "HTTP 400" in warnings[0], warnings
+    assert "failed" not in caplog.text
+    assert oversized not in caplog.text
+
+
+def test_a_refused_half_open_trial_neither_closes_nor_reopens_the_breaker(
+    make_runtime: MakeRuntime,
+) -> None:
+    upstream = Upstream(raw(503, b"down"))
+    runtime = make_runtime(
+        upstream.transport(), retries=0, breaker_threshold=1, breaker_cooldown=0.2
+    )
+    health = runtime.strategy.health  # type: ignore[union-attr]
+    assert runtime.get_session_sync("authjs.session-token=a") is None
+    assert health.state == "open"
+    time.sleep(0.25)
+    upstream.push(raw(431, b""))  # the trial happens to carry a cookie the upstream refuses
+    assert runtime.get_session_sync("authjs.session-token=b") is None
+    assert health.state == "half-open"  # no verdict: the next request is the trial
+    upstream.default = ok()
+    assert runtime.get_session_sync(COOKIE) is not None
+    assert health.state == "closed"
+
+
+class Interrupt(BaseException):
+    """Stands in for KeyboardInterrupt without alarming pytest."""
+
+
+async def test_a_cancelled_half_open_trial_frees_the_slot_at_once(
+    make_runtime: MakeRuntime,
+) -> None:
+    """The client of the trial request went away: the next request becomes the
+    trial now, not when the garbage collector finds the abandoned resolution."""
+    upstream = Upstream(httpx.ConnectError("down"))
+    runtime = make_runtime(
+        upstream.async_transport(), retries=0, breaker_threshold=1, breaker_cooldown=0.1
+    )
+    health = runtime.strategy.health  # type: ignore[union-attr]
+    assert await runtime.get_session("authjs.session-token=a") is None
+    assert health.state == "open"
+    await asyncio.sleep(0.15)
+    upstream.default, upstream.delay = ok(), 5.0
+    gc.disable()  # what a busy process looks like between collections
+    try:
+        trial = asyncio.ensure_future(runtime.get_session("authjs.session-token=b"))
+        await asyncio.sleep(0.05)
+        trial.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await trial
+        upstream.delay = 0.0
+        assert await runtime.get_session(COOKIE) is not None  # admitted as the new trial
+        assert health.state == "closed"
+        del trial
+    finally:
+        gc.enable()
+
+
+def test_an_interrupted_sync_trial_frees_the_slot_at_once(make_runtime: MakeRuntime) -> None:
+    upstream = Upstream(httpx.ConnectError("down"))
+    runtime = make_runtime(
+        upstream.transport(), retries=0, breaker_threshold=1, breaker_cooldown=0.1
+    )
+    health = runtime.strategy.health  # type: ignore[union-attr]
+    assert runtime.get_session_sync("authjs.session-token=a") is None
+    time.sleep(0.15)
+    upstream.push(Interrupt())  # Ctrl-C while the trial waits on the socket
+    gc.disable()
+    try:
+        with pytest.raises(Interrupt):
+            runtime.get_session_sync("authjs.session-token=b")
+        upstream.default = ok()
+        assert runtime.get_session_sync(COOKIE) is not None
+        assert health.state == "closed"
+    finally:
+        gc.enable()
 
 
 def test_logs_never_carry_the_token(
