@@ -17,7 +17,12 @@ from ._api import (
 )
 from ._cache import CacheOptions
 from ._config import AuthConfig
-from ._errors import AuthRuntimeNotConfigured, AuthSessionError, ConfigurationError
+from ._errors import (
+    AccountNotLinked,
+    AuthRuntimeNotConfigured,
+    AuthSessionError,
+    ConfigurationError,
+)
 from ._middleware import AuthSessionMiddleware
 from ._proxy_config import ProxyConfig
 from ._runtime import AuthRuntime
@@ -26,6 +31,7 @@ from ._session import Session
 __version__ = "0.1.0"
 
 __all__ = [
+    "AccountNotLinked",
     "AuthConfig",
     "AuthRuntime",
     "AuthRuntimeNotConfigured",

@@ -71,6 +71,11 @@ class AuthConfig:
     # sessions table holds no usable cookie. Auth.js stores tokens as they are:
     # leave this off when an Auth.js app shares the database.
     hash_tokens: bool = False
+    # database strategy, sign_in(account=...): link a new provider account to
+    # an existing user with the same email (Auth.js's per-provider
+    # allowDangerousEmailAccountLinking). Off: such a sign-in raises
+    # AccountNotLinked. Only for providers that verify email addresses.
+    allow_dangerous_email_account_linking: bool = False
     secrets: tuple[str, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -99,6 +104,11 @@ class AuthConfig:
         if not isinstance(self.hash_tokens, bool):
             raise ConfigurationError(
                 f"hash_tokens must be True or False, got {self.hash_tokens!r}"
+            )
+        if not isinstance(self.allow_dangerous_email_account_linking, bool):
+            raise ConfigurationError(
+                "allow_dangerous_email_account_linking must be True or False, got "
+                f"{self.allow_dangerous_email_account_linking!r}"
             )
         max_age = _non_negative_int("max_age", self.max_age)
         if max_age == 0:

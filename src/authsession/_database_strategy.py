@@ -22,10 +22,15 @@ raw row spread with the user -- which carries the session token itself, and
 which Auth.js marks for removal -- so a callback returning ``session``
 unchanged cannot leak the token into a response.
 
-Adapter calls always run on the sync bridge's background loop (see
+Adapter calls run on the sync bridge's background loop (see
 ``adapter_call``): async adapters keep their connection pools on one loop no
-matter which loop or thread asked. Adapter failures never raise out of a
-read; they read as "no session", logged once per outage (``AdapterHealth``).
+matter which loop or thread asked. The exception is an adapter around the
+application's own client (``bound_to_caller_loop``): it runs on the caller's
+loop, for the async API only. Plain (non-async) adapter methods run in worker
+threads. Adapter failures never raise out of a read; they read as "no
+session", logged once per outage (``AdapterHealth``). A cookie value no
+sign-in could have issued is no session without a store round trip
+(``plausible_token``).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import asyncio
 import hashlib
 import inspect
 import logging
+import re
 import secrets
 import threading
 import time
@@ -46,6 +52,7 @@ from ._bridge import Steps, bridge_loop, maybe_await
 from ._cache import Entry
 from ._config import AuthConfig
 from ._cookies import CookieName, CookieWrite, FoundCookie, chunk_cookies, clear_cookies
+from ._errors import AccountNotLinked, ConfigurationError
 from ._session import Session
 from ._time import iso_ms, parse_iso, to_datetime
 
@@ -67,8 +74,28 @@ REQUIRED_METHODS = (
 TOKEN_BYTES = 32
 
 
+#: The longest session token looked up in the store. Auth.js's are 36 (a UUID),
+#: ours 43; ``@auth/pg-adapter``'s column is VARCHAR(255).
+MAX_TOKEN_LENGTH = 512
+
+# What sign-in issues, here (URL-safe base64) and in Auth.js apps sharing the
+# store (UUIDs, or whatever ``generateSessionToken`` makes -- typically hex,
+# base64url or dotted): anything else is no session without asking the store.
+_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_.\-]+", re.ASCII)
+
+
 def new_session_token() -> str:
     return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def plausible_token(token: str) -> bool:
+    """Whether *token* could have been issued by a sign-in (and so is worth a lookup).
+
+    A crafted cookie (a NUL byte, ``:``, kilobytes of text) would otherwise
+    reach the store, where it can fail as if the store were down (PostgreSQL
+    rejects NUL) or name a key that is not a session.
+    """
+    return 0 < len(token) <= MAX_TOKEN_LENGTH and _TOKEN_SHAPE.fullmatch(token) is not None
 
 
 def hash_token(token: str) -> str:
@@ -138,9 +165,19 @@ def jsonable(value: Any) -> Any:
 # --------------------------------------------------------------------------- #
 
 
+def _is_async(func: Callable[..., Any]) -> bool:
+    # An object with an ``async def __call__`` counts as async too.
+    return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(type(func).__call__)
+
+
 async def _invoke(func: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
-    result = func(**kwargs)
-    if inspect.isawaitable(result):
+    if _is_async(func):
+        return await func(**kwargs)
+    # A plain method is blocking I/O for all we know (a sync driver): it runs
+    # in a worker thread, so one slow call never holds up the loop -- and with
+    # it every other adapter call and every sync caller.
+    result = await asyncio.to_thread(func, **kwargs)
+    if inspect.isawaitable(result):  # a plain function that handed back a coroutine
         result = await result
     return result
 
@@ -156,7 +193,10 @@ async def adapter_call(func: Callable[..., Any], **kwargs: Any) -> Any:
     or per test) and the sync API (Flask/WSGI threads) keeps one pool that is
     never touched from a foreign loop. The cost is one thread hop per adapter
     call from async code, which the session cache makes rare. Plain (non-async)
-    adapter methods are accepted and run on the bridge thread.
+    adapter methods are accepted and run in worker threads (``asyncio.to_thread``).
+
+    The exception is an adapter built around a client the caller made
+    (``bound_to_caller_loop``, see :func:`caller_loop_call`).
     """
     bridge = bridge_loop()
     try:
@@ -169,6 +209,33 @@ async def adapter_call(func: Callable[..., Any], **kwargs: Any) -> Any:
     if running is None:  # awaited outside any loop: not expected, but do not hang
         return future.result()
     return await asyncio.wrap_future(future)
+
+
+def bound_to_caller_loop(adapter: object) -> bool:
+    """Whether *adapter* wraps a client or pool the application made (and so owns
+    the loop it runs on): ``RedisAdapter(client=...)``, ``PostgresAdapter(pool=...)``,
+    or any adapter with ``bound_to_caller_loop = True``."""
+    return getattr(adapter, "bound_to_caller_loop", False) is True
+
+
+async def caller_loop_call(func: Callable[..., Any], adapter_name: str, **kwargs: Any) -> Any:
+    """Run an adapter method on the loop awaiting this (for caller-bound adapters).
+
+    A client the application made lives on the application's loop, so the
+    bridge loop must not touch it; the sync API, which has only the bridge
+    loop, cannot use such an adapter and says so with a
+    :class:`ConfigurationError`: a setup mistake, which the strategy lets
+    through (an error naming the fix) instead of counting it as an outage.
+    """
+    if asyncio.get_running_loop() is bridge_loop():
+        raise ConfigurationError(
+            f"the sync API (get_server_session_sync, sign_in_sync, ...) cannot use "
+            f"{adapter_name} built around a client or pool you passed in (client=/pool=): "
+            "that client belongs to your event loop. Use the async API with it, or give "
+            "the adapter a URL/DSN (RedisAdapter(url), PostgresAdapter(dsn)) so it keeps "
+            "its own connections"
+        )
+    return await _invoke(func, kwargs)
 
 
 class AdapterHealth:
@@ -262,7 +329,8 @@ class _Live:
 
 @dataclass(frozen=True, slots=True)
 class _Gone:
-    """No session: unknown, expired (pruned), deleted during the slide, or a fault."""
+    """No session: unknown, malformed, expired (pruned), deleted during the slide,
+    or a fault."""
 
     writes: tuple[CookieWrite, ...] = ()
     fault: bool = False
@@ -282,14 +350,39 @@ class DatabaseStrategy:
         self.cache_ttl = config.cache_options.ttl
         self.negative_ttl = config.cache_options.negative_ttl
         self.hash_tokens = config.hash_tokens
-        self.health = AdapterHealth(type(self.adapter).__name__)
+        self.adapter_name = type(self.adapter).__name__
+        self.health = AdapterHealth(self.adapter_name)
+        # An adapter around the application's own client runs on the caller's
+        # loop; every other adapter on the bridge loop (see adapter_call).
+        self.caller_loop = bound_to_caller_loop(self.adapter)
 
     def stored_token(self, token: str) -> str:
         """The ``sessionToken`` the store holds for a cookie's token."""
         return hash_token(token) if self.hash_tokens else token
 
     def _call(self, operation: str, **kwargs: Any) -> Awaitable[Any]:
-        return adapter_call(getattr(self.adapter, operation), **kwargs)
+        func = getattr(self.adapter, operation)
+        if self.caller_loop:
+            return caller_loop_call(func, self.adapter_name, **kwargs)
+        return adapter_call(func, **kwargs)
+
+    def _require(self, purpose: str, *operations: str) -> None:
+        missing = [op for op in operations if not callable(getattr(self.adapter, op, None))]
+        if missing:
+            raise ConfigurationError(
+                f"{purpose} needs the adapter methods {', '.join(operations)}; "
+                f"{self.adapter_name} lacks {', '.join(missing)}"
+            )
+
+    def _malformed(self, token: str) -> None:
+        log.info(
+            "authsession: a %d-character session token that no sign-in issues (characters "
+            "outside A-Z a-z 0-9 - _ . or over %d long) was read as no session without "
+            "asking the %s adapter",
+            len(token),
+            MAX_TOKEN_LENGTH,
+            self.adapter_name,
+        )
 
     def _failed(self, operation: str, exc: BaseException, token: str) -> _Fault:
         self.health.failed(operation, exc, (token, self.stored_token(token)))
@@ -300,9 +393,14 @@ class DatabaseStrategy:
     def _load(self, found: FoundCookie, now: float) -> Steps[_Live | _Gone]:
         """Look the token up, prune it if expired, slide it if due."""
         token = found.value
+        if not plausible_token(token):
+            self._malformed(token)
+            return _Gone()  # cached as no session, like an unknown token
         stored = self.stored_token(token)
         try:
             row = yield self._call("get_session_and_user", session_token=stored)
+        except ConfigurationError:
+            raise  # a setup mistake (sync API on a caller-bound adapter), not an outage
         except Exception as exc:
             self._failed("get_session_and_user", exc, token)
             return _Gone(fault=True)
@@ -395,11 +493,15 @@ class DatabaseStrategy:
     ) -> Steps[tuple[str, list[CookieWrite]] | None]:
         """Find or create the user, store a new session, return its token and cookie.
 
+        Who signs in follows Auth.js's ``handleLoginOrRegister`` when
+        ``account`` is given, and the credentials-style lookup when it is not
+        (see :meth:`_find_or_create_user`).
+
         Every call makes a new random token (never reusing one the request
         presented), so a fixed token cannot be planted before sign-in.
         Adapter errors propagate: the caller must know no session was made.
         """
-        stored_user = yield from self._find_or_create_user(user)
+        stored_user = yield from self._find_or_create_user(user, account)
         now = time.time()
         token = new_session_token()
         expires = to_datetime(now + self.config.max_age)
@@ -412,29 +514,112 @@ class DatabaseStrategy:
         self.health.succeeded()
         return token, chunk_cookies(spec.name, token, expires, ())
 
-    def _find_or_create_user(self, user: Mapping[str, Any]) -> Steps[Mapping[str, Any]]:
-        """Auth.js links a sign-in to an existing user by id, then by email."""
+    def _find_or_create_user(
+        self, user: Mapping[str, Any], account: Any
+    ) -> Steps[Mapping[str, Any]]:
+        if account is None:
+            return (yield from self._credentials_user(user))
+        fields = _account_fields(account)
+        if fields["type"] == "email":
+            return (yield from self._email_user(user))
+        return (yield from self._provider_user(user, fields))
+
+    def _credentials_user(self, user: Mapping[str, Any]) -> Steps[Mapping[str, Any]]:
+        """No ``account`` (a credentials-style sign-in: the application itself
+        vouches for who this is): the user with ``user["id"]``, else the user with
+        that email (when the adapter has ``get_user_by_email``), else a new user."""
         if user.get("id") is not None:
             existing = yield self._call("get_user", id=str(user["id"]))
             if existing is not None:
                 return dict(existing)
         email = user.get("email")
-        by_email = getattr(self.adapter, "get_user_by_email", None)
-        if email and by_email is not None:
-            existing = yield adapter_call(by_email, email=email)
+        if email and callable(getattr(self.adapter, "get_user_by_email", None)):
+            existing = yield self._call("get_user_by_email", email=email)
             if existing is not None:
                 return dict(existing)
-        created = yield self._call("create_user", user=dict(user))
+        return (yield from self._create_user(dict(user)))
+
+    def _email_user(self, user: Mapping[str, Any]) -> Steps[Mapping[str, Any]]:
+        """Auth.js's email (magic link) sign-in: the address was just proven, so
+        the user with that email is marked verified, or a verified user is made.
+        No account is linked."""
+        self._require("sign_in(account={'type': 'email', ...})", "get_user_by_email", "update_user")
+        email = user.get("email")
+        if not isinstance(email, str) or not email:
+            raise ValueError("sign_in: an email sign-in (account type 'email') needs user['email']")
+        verified = to_datetime(time.time())
+        existing = yield self._call("get_user_by_email", email=email)
+        if existing is not None:
+            updated = yield self._call(
+                "update_user", user={"id": str(existing["id"]), "emailVerified": verified}
+            )
+            return dict(updated if isinstance(updated, Mapping) else existing)
+        fresh = {key: value for key, value in user.items() if key != "id"}
+        return (yield from self._create_user({**fresh, "emailVerified": verified}))
+
+    def _provider_user(
+        self, user: Mapping[str, Any], account: Mapping[str, Any]
+    ) -> Steps[Mapping[str, Any]]:
+        """Auth.js's OAuth/OIDC/WebAuthn sign-in: the user that provider account is
+        linked to; else, if a user already has this email, refuse
+        (:class:`AccountNotLinked`) unless ``allow_dangerous_email_account_linking``
+        (never for WebAuthn, as in Auth.js) -- then link the account to them;
+        else create a user and link the account to it."""
+        self._require(
+            "sign_in(account=...)", "get_user_by_account", "get_user_by_email", "link_account"
+        )
+        provider = account["provider"]
+        linked = yield self._call(
+            "get_user_by_account",
+            provider=provider,
+            provider_account_id=account["providerAccountId"],
+        )
+        if linked is not None:
+            return dict(linked)
+        email = user.get("email")
+        same_email = (yield self._call("get_user_by_email", email=email)) if email else None
+        if same_email is not None:
+            dangerous = self.config.allow_dangerous_email_account_linking
+            if account["type"] == "webauthn" or not dangerous:
+                log.info(
+                    "authsession: sign-in through %r refused: that %s account is linked to "
+                    "no user, and another user already has its email address",
+                    provider,
+                    account["type"],
+                )
+                raise AccountNotLinked(
+                    f"sign_in: the {provider!r} account is not linked to any user, and "
+                    "another user already has the same email address; linking them is "
+                    "refused (Auth.js's OAuthAccountNotLinked). Sign that user in another "
+                    "way and link the account then, or set "
+                    "AuthConfig(allow_dangerous_email_account_linking=True) if the "
+                    "provider verifies email addresses"
+                )
+            stored: Mapping[str, Any] = dict(same_email)
+        else:
+            # The store assigns the id (Auth.js gives a new user a random UUID,
+            # never the provider's id).
+            fresh = {key: value for key, value in user.items() if key != "id"}
+            stored = yield from self._create_user(fresh)
+        yield self._call("link_account", account={**account, "userId": str(stored["id"])})
+        return stored
+
+    def _create_user(self, user: dict[str, Any]) -> Steps[Mapping[str, Any]]:
+        created = yield self._call("create_user", user=user)
         if not isinstance(created, Mapping) or created.get("id") is None:
-            raise TypeError(f"{type(self.adapter).__name__}.create_user returned no 'id'")
+            raise TypeError(f"{self.adapter_name}.create_user returned no 'id'")
         return dict(created)
 
     def sign_out(self, found: FoundCookie) -> Steps[None]:
         """Delete the session row. A failure is logged, never raised: the caller
         still clears the cookies, as Auth.js does."""
         token = found.value
+        if not plausible_token(token):
+            return None  # no sign-in issued it, so no row holds it
         try:
             yield self._call("delete_session", session_token=self.stored_token(token))
+        except ConfigurationError:
+            raise
         except Exception as exc:
             self._failed("delete_session", exc, token)
             log.error(
@@ -460,6 +645,38 @@ class DatabaseStrategy:
             return None, list(loaded.writes), None
         session = yield from self._build_session(loaded, trigger="update", new_session=data)
         return session, list(loaded.writes), None
+
+
+#: Account types ``sign_in(account=...)`` handles, as Auth.js's handleLoginOrRegister.
+ACCOUNT_TYPES = ("oauth", "oidc", "email", "webauthn")
+
+
+def _account_fields(account: Any) -> dict[str, Any]:
+    """*account* (Auth.js names; ``provider_account_id``/``user_id`` accepted)
+    checked the way Auth.js checks it before linking anything."""
+    if not isinstance(account, Mapping):
+        raise TypeError(f"sign_in: account must be a dict, got {type(account).__name__}")
+    fields = dict(account)
+    for snake, camel in (("provider_account_id", "providerAccountId"), ("user_id", "userId")):
+        if snake in fields:
+            fields.setdefault(camel, fields.pop(snake))
+    fields.pop("userId", None)  # set to the user the account ends up linked to
+    kind, provider = fields.get("type"), fields.get("provider")
+    account_id = fields.get("providerAccountId")
+    if kind not in ACCOUNT_TYPES:
+        raise ValueError(
+            f"sign_in: account['type'] must be one of {', '.join(ACCOUNT_TYPES)} "
+            f"(got {kind!r}); for a credentials-style sign-in pass no account"
+        )
+    if not isinstance(provider, str) or not provider:
+        raise ValueError("sign_in: account['provider'] must be the provider's id, e.g. 'github'")
+    if isinstance(account_id, int) and not isinstance(account_id, bool):
+        account_id = fields["providerAccountId"] = str(account_id)
+    if not isinstance(account_id, str) or not account_id:
+        raise ValueError(
+            "sign_in: account['providerAccountId'] must be the user's id at the provider"
+        )
+    return fields
 
 
 def _unpack(row: Any) -> tuple[Mapping[str, Any], Mapping[str, Any]]:

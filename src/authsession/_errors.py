@@ -21,3 +21,14 @@ class AuthRuntimeNotConfigured(AuthSessionError, RuntimeError):
             "authsession.configure_auth_runtime(AuthConfig(...)) or "
             "configure_auth_proxy_runtime(url) at start-up, or pass config= to this call"
         )
+
+
+class AccountNotLinked(AuthSessionError, PermissionError):
+    """``sign_in(..., account=...)`` refused: the provider account is linked to no
+    user, but a user with the same email exists (Auth.js's ``OAuthAccountNotLinked``).
+
+    Linking them would hand that user's sessions to whoever controls the
+    provider account. Sign the user in another way and link the account then,
+    or set ``AuthConfig(allow_dangerous_email_account_linking=True)`` if the
+    provider verifies email addresses.
+    """

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import time
 import uuid
@@ -215,3 +216,97 @@ async def test_redis_outage_then_recovery(redis_prefix) -> None:
         await adapter.aclose()
         with contextlib.suppress(Exception):
             await proxy.stop()
+
+
+async def test_postgres_down_concurrent_calls_share_one_connection_attempt(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With the server down, N waiting calls wait for one attempt (one timeout), not
+    N attempts in a row; then calls fail at once until the backoff is over."""
+    from psycopg_pool import AsyncConnectionPool
+
+    from authsession.adapters import _perloop
+
+    clock = [1000.0]
+    monkeypatch.setattr(_perloop, "_now", lambda: clock[0], raising=False)
+    opens = []
+    real_open = AsyncConnectionPool.open
+
+    async def counted_open(self: Any, *args: Any, **kwargs: Any) -> None:
+        opens.append(self.name)
+        await real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(AsyncConnectionPool, "open", counted_open)
+    port = closed_port()
+    adapter = PostgresAdapter(f"postgresql://alice:hunter2@127.0.0.1:{port}/authdb", timeout=0.5)
+    try:
+        results = await asyncio.gather(
+            *(adapter.get_session_and_user(f"token-{i}") for i in range(5)),
+            return_exceptions=True,
+        )
+        assert len(opens) == 1  # before: 5 opens, the k-th caller waiting k timeouts
+        assert all(isinstance(r, AdapterUnavailable) for r in results), results
+        # Inside the backoff: no new attempt, an immediate clear error.
+        with pytest.raises(AdapterUnavailable) as info:
+            await adapter.get_session_and_user("token-again")
+        assert len(opens) == 1
+        message = str(info.value)
+        assert f"127.0.0.1:{port}/authdb" in message and "hunter2" not in message
+        assert "not retrying for another 1.0s" in message
+        # After it: one new attempt.
+        clock[0] += 1.0
+        with pytest.raises(AdapterUnavailable):
+            await adapter.get_session_and_user("token-later")
+        assert len(opens) == 2
+    finally:
+        await adapter.aclose()
+
+
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        "postgresql://postgres:S3CRET%zz@127.0.0.1:5432/test",  # a bare % in the password
+        "postgresql://postgres:S3CRET@127.0.0.1:5432/test?sslmod=require",  # a typo
+        "host=127.0.0.1 password='S3CRET",  # unterminated quote
+        "S3CRET",  # not a DSN at all
+    ],
+    ids=["bad-percent", "bad-param", "unterminated", "garbage"],
+)
+async def test_a_malformed_dsn_is_refused_without_echoing_it(
+    dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from authsession import ConfigurationError
+    from authsession.adapters._postgres import init_database
+
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(ConfigurationError) as info:
+        PostgresAdapter(dsn, timeout=0.5)
+    assert "PostgresAdapter" in str(info.value) and "S3CRET" not in str(info.value)
+    # Not chained either: a traceback of it shows nothing of the DSN.
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+    with pytest.raises(ConfigurationError) as info:
+        init_database(dsn)  # what `authsession db init --dsn` runs
+    assert "S3CRET" not in str(info.value)
+    assert "S3CRET" not in caplog.text
+
+
+async def test_a_malformed_dsn_once_leaked_its_password_into_warnings(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The reviewer's case, end to end: nothing the adapter or psycopg-pool logs
+    (they log every failed attempt at WARNING) holds the password."""
+    from authsession import ConfigurationError
+
+    caplog.set_level(logging.DEBUG)
+    try:
+        adapter = PostgresAdapter("postgresql://postgres:S3CRET%zz@127.0.0.1:5432/test", timeout=0.5)
+    except ConfigurationError:
+        pass
+    else:  # before the fix: constructed, then every connection attempt logged the DSN
+        try:
+            with pytest.raises(AdapterError):
+                await adapter.get_session_and_user("token")
+        finally:
+            await adapter.aclose()
+        pytest.fail("a malformed DSN was accepted: " + caplog.text[-300:])
+    assert "S3CRET" not in caplog.text

@@ -4,21 +4,25 @@ The rule (docs/database.md): adapter I/O always runs on authsession's bridge
 loop, so an adapter whose connections belong to one event loop (psycopg's
 pool, redis.asyncio) is never used from another, whichever loop or thread
 asked. ``LoopBoundAdapter`` fails the way those drivers do when that rule is
-broken.
+broken. The exception: an adapter around the application's own client
+(``bound_to_caller_loop``) runs on the caller's loop, for the async API only.
+Plain (non-async) adapter methods run in worker threads, side by side.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import pytest
 from werkzeug.test import Client
 from werkzeug.wrappers import Request, Response
 
 import authsession
-from authsession import AuthConfig, AuthRuntime, get_server_session_sync
+from authsession import AuthConfig, AuthRuntime, ConfigurationError, get_server_session_sync
 from authsession._bridge import _LOOP
 from authsession.adapters import MemoryAdapter
 
@@ -115,7 +119,7 @@ def test_sync_api_from_wsgi_threads():
 
 
 def test_plain_sync_adapter_methods_are_accepted():
-    """A hand-written adapter may use plain functions; they run on the bridge thread."""
+    """A hand-written adapter may use plain functions; they run in worker threads."""
 
     class SyncAdapter:
         def __init__(self) -> None:
@@ -151,4 +155,89 @@ def test_plain_sync_adapter_methods_are_accepted():
     rt = AuthRuntime(AuthConfig(strategy="database", adapter=adapter))
     assert rt.get_session_sync({COOKIE: "t"}).user.name == "N"
     assert asyncio.run(rt.get_session({COOKIE: "t"})).user.name == "N"
-    assert adapter.threads == {"authsession-sync-bridge"}
+    assert adapter.threads and "authsession-sync-bridge" not in adapter.threads
+
+
+class _BarrierAdapter:
+    """A plain-function adapter over a blocking driver: each read waits until
+    ``parties`` reads are in flight at once (or gives up after 5 s)."""
+
+    def __init__(self, parties: int) -> None:
+        self.barrier = threading.Barrier(parties, timeout=5)
+
+    def get_session_and_user(self, session_token: str) -> Any:
+        from datetime import datetime, timedelta, timezone
+
+        self.barrier.wait()  # BrokenBarrierError when the reads are serialised
+        return {
+            "session": {"expires": datetime.now(timezone.utc) + timedelta(days=29, hours=23)},
+            "user": {"id": "1", "name": session_token, "email": None, "image": None},
+        }
+
+    def update_session(self, **kwargs: Any) -> Any:
+        return None
+
+    def delete_session(self, session_token: str) -> None:
+        return None
+
+    def create_session(self, **kwargs: Any) -> Any:
+        return kwargs
+
+    def create_user(self, user: dict[str, Any]) -> dict[str, Any]:
+        return {**user, "id": "1"}
+
+    def get_user(self, id: str) -> Any:
+        return None
+
+
+def test_plain_sync_adapter_calls_from_threads_run_side_by_side():
+    """Before: every plain call ran on the one bridge thread, so a slow blocking
+    adapter serialised all sessions of the process."""
+    rt = AuthRuntime(AuthConfig(strategy="database", adapter=_BarrierAdapter(4), cache=False))
+    with ThreadPoolExecutor(4) as pool:
+        names = list(pool.map(lambda i: rt.get_session_sync({COOKIE: f"t{i}"}), range(4)))
+    assert [s.user.name if s else None for s in names] == ["t0", "t1", "t2", "t3"]
+
+
+async def test_plain_sync_adapter_calls_from_tasks_run_side_by_side():
+    rt = AuthRuntime(AuthConfig(strategy="database", adapter=_BarrierAdapter(4), cache=False))
+    sessions = await asyncio.gather(*(rt.get_session({COOKIE: f"a{i}"}) for i in range(4)))
+    assert [s.user.name if s else None for s in sessions] == ["a0", "a1", "a2", "a3"]
+
+
+class CallerBoundAdapter(LoopBoundAdapter):
+    """What ``RedisAdapter(client=...)`` is: bound to the loop of the code that
+    made its client, and saying so with ``bound_to_caller_loop``."""
+
+    bound_to_caller_loop = True
+
+
+async def test_a_caller_bound_adapter_runs_on_the_callers_loop():
+    store = MemoryAdapter()
+    adapter = CallerBoundAdapter(store)
+    adapter.home = asyncio.get_running_loop()  # the app made its client on this loop
+    rt = AuthRuntime(AuthConfig(strategy="database", adapter=adapter, cache=False))
+    token = await rt.sign_in(dict(USER))
+    sessions = await asyncio.gather(*(rt.get_session({COOKIE: token}) for _ in range(5)))
+    assert all(s is not None and s.user.email == USER["email"] for s in sessions)
+    assert await rt.update_session({COOKIE: token}, {"x": 1}) is not None
+    await rt.sign_out({COOKIE: token})
+    assert adapter.loops == {id(asyncio.get_running_loop())}
+    assert adapter.calls["delete_session"] == 1
+
+
+def test_the_sync_api_refuses_a_caller_bound_adapter_clearly(caplog):
+    store = MemoryAdapter()
+    adapter = CallerBoundAdapter(store)
+    token, _ = seed(store)
+    rt = AuthRuntime(AuthConfig(strategy="database", adapter=adapter, cache=False))
+    with pytest.raises(ConfigurationError, match=r"sync API.*CallerBoundAdapter.*async API"):
+        rt.sign_in_sync(dict(USER))
+    # A read never raises; it is a setup mistake, not an outage: an ERROR that
+    # says what to do, not the once-per-outage adapter warning.
+    assert rt.get_session_sync({COOKIE: token}) is None
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert errors and "ConfigurationError" in errors[0].getMessage()
+    assert "sync API" in errors[0].getMessage()
+    assert rt.strategy.health.outages == 0
+    assert adapter.total == 0  # never touched from the bridge loop

@@ -249,3 +249,151 @@ def test_outage_and_recovery_on_a_real_store(
     finally:
         run_sync(adapter.aclose())
         proxy.down()
+
+
+# --------------------------------------------------------------------------- #
+# An adapter around the application's own client or pool (client=/pool=)
+# --------------------------------------------------------------------------- #
+
+
+async def _own_client_flow(adapter: Any, app_traffic: Any) -> None:
+    """Sign in, read concurrently with the app's own traffic on its client, update,
+    sign out: all on the app's loop, where the client lives."""
+    rt = runtime(adapter, cache=False)
+    token = await rt.sign_in(dict(USER))
+    results = await asyncio.gather(
+        *(rt.get_session({COOKIE: token}) for _ in range(10)),
+        app_traffic(),
+        app_traffic(),
+        return_exceptions=True,
+    )
+    assert all(s is not None and s.user.email == USER["email"] for s in results[:10]), results
+    assert results[10:] == [None, None]
+    assert await rt.update_session({COOKIE: token}, {"n": 1}) is not None
+    await rt.sign_out({COOKIE: token})
+    assert await rt.get_session({COOKIE: token}) is None
+    assert rt.strategy.health.outages == 0
+
+
+async def test_redis_adapter_with_the_apps_own_client(
+    request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
+):
+    """Before: every call ran on the bridge loop, where the app's client is foreign
+    ("got Future attached to a different loop"), so nobody was ever signed in."""
+    import redis.asyncio as aioredis
+
+    from authsession.adapters import RedisAdapter
+
+    url, prefix = request.getfixturevalue("redis_prefix")
+    client = aioredis.Redis.from_url(url, decode_responses=True)
+    await client.ping()  # the app uses its client on its own loop first
+    adapter = RedisAdapter(client=client, prefix=prefix + "own:")
+
+    async def app_traffic() -> None:
+        for _ in range(20):
+            await client.get(prefix + "own:unrelated")
+
+    try:
+        await _own_client_flow(adapter, app_traffic)
+        assert adapter.bound_to_caller_loop
+        # The sync API has only the bridge loop: refused, clearly.
+        token = await runtime(adapter).sign_in(dict(USER))
+        sync_rt = runtime(adapter, cache=False)
+        assert await asyncio.to_thread(sync_rt.get_session_sync, {COOKIE: token}) is None
+        assert "cannot use RedisAdapter built around a client" in caplog.text
+    finally:
+        await adapter.aclose()
+        await client.aclose()
+
+
+async def test_postgres_adapter_with_the_apps_own_pool(request: pytest.FixtureRequest):
+    from psycopg_pool import AsyncConnectionPool
+
+    from authsession.adapters import PostgresAdapter
+
+    dsn, schema = request.getfixturevalue("pg_schema")
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(dsn, min_size=1, max_size=3, open=False)
+    await pool.open(wait=True, timeout=10)
+    adapter = PostgresAdapter(pool=pool, schema=schema)
+
+    async def app_traffic() -> None:
+        for _ in range(10):
+            async with pool.connection() as conn:
+                await conn.execute("SELECT 1")
+
+    try:
+        await _own_client_flow(adapter, app_traffic)
+        assert adapter.bound_to_caller_loop
+    finally:
+        await adapter.aclose()
+        await pool.close()
+
+
+# --------------------------------------------------------------------------- #
+# Crafted tokens: no session, no false outage, no store error
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize("kind", ["postgres", "redis"])
+def test_crafted_tokens_are_no_session_without_a_false_outage(
+    kind: str, request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
+):
+    """Before: ``%00`` (a NUL byte PostgreSQL rejects) and ``by-user-id:<id>``
+    (naming Redis's per-user index, WRONGTYPE) failed in the store, logged an
+    adapter outage and were never cached, so each request hit the store again."""
+    adapter = make_adapter(kind, request)
+    try:
+        rt = runtime(adapter)
+        good = rt.sign_in_sync({**USER, "id": "u-crafted"})
+        user_id = run_sync(adapter.get_session_and_user(good))["user"]["id"]
+        caplog.set_level(logging.INFO, logger="authsession")
+        crafted = [
+            f"{COOKIE}=%00evil",
+            {COOKIE: f"by-user-id:{user_id}"},
+            {COOKIE: good + ":x"},
+            {COOKIE: "x" * 513},
+        ]
+        for cookie in crafted:
+            assert rt.get_session_sync(cookie) is None
+            assert rt.get_session_sync(cookie) is None  # the second from the cache
+        assert rt.get_session_sync({COOKIE: good}) is not None
+        assert rt.strategy.health.outages == 0
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+        infos = [r.getMessage() for r in caplog.records if r.name == "authsession"]
+        assert sum("no sign-in issues" in m for m in infos) == len(crafted)
+        assert not any(good in m or "evil" in m for m in infos)
+        # The adapters themselves answer "no such session" for such tokens too.
+        assert run_sync(adapter.get_session_and_user("\x00evil")) is None
+        assert run_sync(adapter.get_session_and_user(f"by-user-id:{user_id}")) is None
+        run_sync(adapter.delete_session("\x00evil"))
+    finally:
+        run_sync(adapter.aclose())
+
+
+@pytest.mark.parametrize("kind", ["postgres", "redis"])
+async def test_account_linking_rules_on_a_real_store(kind: str, request: pytest.FixtureRequest):
+    from authsession import AccountNotLinked
+
+    adapter = make_adapter(kind, request)
+    tag = unique_name("acct")
+    email = f"{tag}@example.com"
+    google = {"type": "oauth", "provider": "google", "providerAccountId": f"g-{tag}"}
+    github = {"type": "oauth", "provider": "github", "providerAccountId": f"gh-{tag}"}
+    try:
+        alice = await adapter.create_user({"name": "Alice", "email": email})
+        await adapter.link_account({**google, "userId": alice["id"]})
+        strict, lenient = runtime(adapter), runtime(
+            adapter, allow_dangerous_email_account_linking=True
+        )
+        with pytest.raises(AccountNotLinked):
+            await strict.sign_in({"name": "Mallory", "email": email}, account=github)
+        token = await strict.sign_in({"name": "?", "email": "x@example.com"}, account=google)
+        assert (await adapter.get_session_and_user(token))["user"]["id"] == alice["id"]
+        token = await lenient.sign_in({"name": "Alice", "email": email}, account=github)
+        assert (await adapter.get_session_and_user(token))["user"]["id"] == alice["id"]
+        linked = await adapter.get_user_by_account(
+            provider="github", provider_account_id=github["providerAccountId"]
+        )
+        assert linked is not None and linked["id"] == alice["id"]
+    finally:
+        await adapter.aclose()

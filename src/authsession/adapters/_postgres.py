@@ -59,13 +59,53 @@ def _import_psycopg() -> Any:
     return psycopg
 
 
+def check_dsn(dsn: str, owner: str = "PostgresAdapter") -> None:
+    """Raise :class:`ConfigurationError` unless libpq can parse *dsn*.
+
+    Parsing up front matters for secrecy as much as for early errors: libpq's
+    parse errors quote the offending part of the string, which is often the
+    password (an unescaped ``%`` in it), and psycopg-pool logs every failed
+    connection attempt at WARNING. The message here keeps only the reason's
+    words before the first quote, and the original error is not chained.
+    """
+    if not isinstance(dsn, str):
+        raise ConfigurationError(f"{owner}: dsn must be a string, got {type(dsn).__name__}")
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        conninfo_to_dict(dsn)
+    except Exception as exc:
+        raise ConfigurationError(
+            f"{owner}: the dsn is not a valid PostgreSQL connection string "
+            f"({_without_dsn(str(exc), dsn) or type(exc).__name__}; parts of the dsn are "
+            "not shown as they may hold a password). In a URL, percent-encode special "
+            "characters of the password (% as %25, @ as %40, : as %3A, / as %2F), and use "
+            "only libpq's parameter names after '?'"
+        ) from None
+
+
+def _without_dsn(message: str, dsn: str) -> str:
+    """libpq's parse error with every word that comes from *dsn* replaced by ``...``.
+
+    libpq quotes the piece it choked on, which is often (part of) the
+    password; a word found anywhere in the DSN is dropped, so whatever it
+    quoted goes, and libpq's own words stay.
+    """
+    lines = message.strip().splitlines()
+    words = []
+    for word in (lines[0] if lines else "").split():
+        core = word.strip("\"':,.()")
+        words.append('"..."' if core and core in dsn else word)
+    return " ".join(words)
+
+
 def describe_dsn(dsn: str) -> str:
     """``host:port/dbname`` of a DSN, for messages: never the password."""
     try:
         from psycopg.conninfo import conninfo_to_dict
 
         parts = conninfo_to_dict(dsn)
-    except Exception:  # a malformed DSN fails properly when connecting
+    except Exception:  # check_dsn reports it (adapters check at construction)
         return "<unparsable dsn>"
     host = parts.get("host") or "localhost"
     port = parts.get("port") or 5432
@@ -120,6 +160,7 @@ def init_database(
     DSN's password).
     """
     psycopg = _import_psycopg()
+    check_dsn(dsn, "init_database")
     where = describe_dsn(dsn) + (f" (schema {schema})" if schema else "")
     try:
         with psycopg.connect(dsn) as conn:
@@ -136,8 +177,16 @@ class PostgresAdapter:
 
     ``PostgresAdapter(dsn)`` opens a ``psycopg_pool.AsyncConnectionPool`` on
     first use (one per event loop: pools are loop-bound, and the sync bridge
-    runs on its own loop) and ``aclose()`` closes it. Pass ``pool=`` to use a
-    pool you own instead (it is then never opened or closed here).
+    runs on its own loop) and ``aclose()`` closes it. A DSN libpq cannot
+    parse is a :class:`ConfigurationError` here, which never quotes it. With
+    the server unreachable, concurrent calls share one connection attempt
+    (one ``timeout``), and after a failed one calls fail at once with
+    :class:`AdapterUnavailable` for a backoff (1 s, doubling to 10 s).
+
+    Pass ``pool=`` to use a pool you own instead (it is then never opened or
+    closed here). That pool belongs to the loop that opened it, so the
+    database strategy calls such an adapter on the caller's loop
+    (``bound_to_caller_loop``): the async API only.
 
     The schema is exactly ``@auth/pg-adapter``'s (``schema/postgres.sql``;
     apply it with ``authsession db init --dsn DSN`` or :meth:`create_tables`):
@@ -179,6 +228,8 @@ class PostgresAdapter:
             raise ConfigurationError(
                 "PostgresAdapter needs a dsn (e.g. 'postgresql://user@host:5432/db') or pool="
             )
+        if dsn is not None:
+            check_dsn(dsn)
         self._psycopg = psycopg
         self._sql = psycopg.sql
         self._dsn = dsn
@@ -195,7 +246,17 @@ class PostgresAdapter:
             "verification_token": verification_tokens_table,
         }
         self._where = describe_dsn(dsn) if dsn is not None else "<pool>"
-        self._pools: PerLoop[AsyncConnectionPool[Any]] = PerLoop(self._open_pool, self._close_pool)
+        self._pools: PerLoop[AsyncConnectionPool[Any]] = PerLoop(
+            self._open_pool,
+            self._close_pool,
+            describe=f"PostgresAdapter: PostgreSQL at {self._where}",
+        )
+
+    @property
+    def bound_to_caller_loop(self) -> bool:
+        """True with ``pool=``: that pool belongs to the loop that opened it, so the
+        database strategy calls this adapter on the caller's loop (async API only)."""
+        return self._own_pool is not None
 
     # -- plumbing ----------------------------------------------------------
     def _t(self, role: str) -> Composable:
@@ -485,6 +546,7 @@ class PostgresAdapter:
                 s_expires=self._sql.Identifier(_S_EXPIRES),
             ),
             (session_token,),
+            bad_input_is_none=True,  # a token no row can hold (a NUL byte): unknown
         )
         if row is None:
             return None
@@ -519,6 +581,7 @@ class PostgresAdapter:
             "delete_session",
             self._q('DELETE FROM {sessions} WHERE "sessionToken" = %s'),
             (session_token,),
+            bad_input_is_none=True,
         )
 
     # -- verification tokens -----------------------------------------------

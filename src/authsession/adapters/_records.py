@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from .._time import parse_iso
 from ._interface import Record
 
 #: The user fields of the Auth.js schema (``users`` table columns).
@@ -45,11 +46,12 @@ def utc(value: datetime | str) -> datetime:
     """An aware UTC datetime truncated to milliseconds.
 
     Accepts an aware datetime (any zone), a naive one (taken as UTC) or an
-    ISO 8601 string (``Z`` or an offset). Raises ``TypeError``/``ValueError``
+    ISO 8601 string (``Z`` or an offset, parsed alike on every Python version:
+    see :func:`authsession._time.normalize_iso`). Raises ``TypeError``/``ValueError``
     on anything else, naming the value's type.
     """
     if isinstance(value, str):
-        value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        value = parse_iso(value)
     if not isinstance(value, datetime):
         raise TypeError(f"expected a datetime or an ISO 8601 string, got {type(value).__name__}")
     if value.tzinfo is None:

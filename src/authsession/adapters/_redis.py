@@ -10,11 +10,19 @@ with datetimes as ISO 8601 UTC strings (``...T...123Z``)::
     P user:<id>                                  user JSON
     P user:email:<email>                         user id
     P user:account:<provider>:<providerAccountId> account JSON
-    P user:account:by-user-id:<id>               SET of account keys   (upstash: one string)
+    P user:account-by-user-id:<id>               SET of account keys   (upstash: a string at
+                                                 user:account:by-user-id:<id>)
     P user:session:<sessionToken>                session JSON {sessionToken, userId, expires},
                                                  expiring at `expires` (PXAT)
-    P user:session:by-user-id:<id>               SET of session tokens (upstash: one string)
+    P user:session-by-user-id:<id>               SET of session tokens (upstash: a string at
+                                                 user:session:by-user-id:<id>)
     P user:token:<identifier>:<token>            verification token JSON, expiring at `expires`
+
+The two per-user indexes live outside the ``user:session:`` and
+``user:account:`` namespaces on purpose: a session token comes from a cookie,
+and no token may name anything but a session (upstash's
+``user:session:by-user-id:<id>`` is exactly what the token
+``by-user-id:<id>`` would address).
 """
 
 from __future__ import annotations
@@ -120,7 +128,10 @@ class RedisAdapter:
     ``redis.asyncio`` client on first use -- one per event loop, as its
     connections are loop-bound -- and ``aclose()`` closes it. Pass
     ``client=`` to use a client you own (it must decode responses to ``str``;
-    it is never closed here). All keys start with ``prefix``; the layout is in
+    it is never closed here); its connections belong to the loop that uses
+    it, so the database strategy calls such an adapter on the caller's loop
+    (``bound_to_caller_loop``): the async API only. All keys start with
+    ``prefix``; the layout is in
     this module's docstring and ``docs/adapters.md``. ``timeout`` bounds
     connecting and each reply; a failed command is retried ``retries`` times
     after a short backoff (50 ms, capped at 500 ms).
@@ -157,7 +168,16 @@ class RedisAdapter:
         self._retries = retries
         self.prefix = prefix
         self._where = describe_url(url) if url is not None else "<client>"
-        self._clients: PerLoop[Redis] = PerLoop(self._open_client, self._close_client)
+        self._clients: PerLoop[Redis] = PerLoop(
+            self._open_client, self._close_client, describe=f"RedisAdapter: Redis at {self._where}"
+        )
+
+    @property
+    def bound_to_caller_loop(self) -> bool:
+        """True with ``client=``: that client's connections belong to the loop that
+        uses it, so the database strategy calls this adapter on the caller's
+        loop (async API only)."""
+        return self._own_client is not None
 
     # -- keys --------------------------------------------------------------
     def _user_key(self, uid: str) -> str:
@@ -170,13 +190,13 @@ class RedisAdapter:
         return f"{self.prefix}user:account:{provider}:{provider_account_id}"
 
     def _accounts_of(self, uid: str) -> str:
-        return f"{self.prefix}user:account:by-user-id:{uid}"
+        return f"{self.prefix}user:account-by-user-id:{uid}"
 
     def _session_key(self, token: str) -> str:
         return f"{self.prefix}user:session:{token}"
 
     def _sessions_prefix(self) -> str:
-        return f"{self.prefix}user:session:by-user-id:"
+        return f"{self.prefix}user:session-by-user-id:"
 
     def _token_key(self, identifier: str, token: str) -> str:
         return f"{self.prefix}user:token:{identifier}:{token}"
