@@ -14,7 +14,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._cookies import parse_session_cookies, session_cookies_from_mapping
+from ._cookies import _MARKER, parse_session_cookies, session_cookies_from_mapping
 from ._responses import PENDING_KEY
 
 SCOPE_KEY = "authsession"
@@ -145,9 +145,13 @@ def _view_from_dict(source: dict[Any, Any]) -> RequestView:
     # Plain dicts are the commonest direct input (cookie mappings, scopes,
     # environs, headers): sorted out by their keys without ABC checks. A key
     # naming a session token only ever appears in a cookie mapping.
-    cookies = session_cookies_from_mapping(source)
+    cookies = {
+        name: value
+        for name, value in source.items()
+        if type(name) is str and _MARKER in name and type(value) is str
+    }  # session_cookies_from_mapping, inlined: this is the hot path of direct calls
     if cookies:
-        return RequestView(cookies=cookies)
+        return RequestView(cookies)
     if _is_scope(source):
         return view_from_scope(source)
     if _is_environ(source):

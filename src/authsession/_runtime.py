@@ -27,6 +27,7 @@ from ._cookies import (
     candidate_names,
     clear_cookies,
     cookie_family,
+    find_session_cookie,
     session_cookie_names,
     stale_cookies,
 )
@@ -147,9 +148,12 @@ class AuthRuntime:
             stored = store.get(SCOPE_KEY, _MISSING)
             if stored is not _MISSING:
                 return stored  # type: ignore[no-any-return]
-        found = find_token(view, self.candidates)
+        cookies = view.cookies
+        found = find_session_cookie(cookies, self.candidates) if cookies else None
         if found is None:
-            return self._finish(view, None)
+            found = find_token(view, self.candidates)  # the Bearer fallback
+            if found is None:
+                return self._finish(view, None)
         key = token_key(found.value)
         spec = found.spec
         name = spec.name if spec is not None else ""
@@ -158,6 +162,8 @@ class AuthRuntime:
             entry = await self.cache.resolve_async(
                 key, name, lambda: drive_async(self.strategy.resolve(found))
             )
+        elif not entry.writes and store is None:
+            return entry.session
         return self._finish(view, entry)
 
     def get_session_sync(self, source: Any = None) -> Session | None:
@@ -173,15 +179,20 @@ class AuthRuntime:
             stored = store.get(SCOPE_KEY, _MISSING)
             if stored is not _MISSING:
                 return stored  # type: ignore[no-any-return]
-        found = find_token(view, self.candidates)
+        cookies = view.cookies
+        found = find_session_cookie(cookies, self.candidates) if cookies else None
         if found is None:
-            return self._finish(view, None)
+            found = find_token(view, self.candidates)  # the Bearer fallback
+            if found is None:
+                return self._finish(view, None)
         key = token_key(found.value)
         spec = found.spec
         name = spec.name if spec is not None else ""
         entry = self.cache.get(key, name)
         if entry is None:
             entry = self.cache.resolve_sync(key, name, lambda: self._resolve_sync(found))
+        elif not entry.writes and store is None:
+            return entry.session  # a hit with nothing to write and nowhere to keep it
         return self._finish(view, entry)
 
     def _resolve_sync(self, found: FoundCookie) -> Entry:
