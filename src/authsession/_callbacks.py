@@ -10,19 +10,32 @@ passed.
 from __future__ import annotations
 
 import inspect
+import operator
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ._errors import ConfigurationError
 
 _NAMES = ("session", "jwt")
+# The keywords every call of each callback offers (Auth.js's argument names).
+_OFFERED = {
+    "session": frozenset({"session", "token", "user", "trigger", "new_session"}),
+    "jwt": frozenset({"token", "user", "account", "profile", "trigger", "is_new_user", "session"}),
+}
 
 
 @dataclass(frozen=True, slots=True)
 class Callback:
     func: Callable[..., Any]
     accepts: frozenset[str] | None  # None: takes **kwargs, so everything
+    # For the usual callback, ``def session(session, token)``: its parameters
+    # in order, fetched from the offered keywords in one C call and passed
+    # positionally (a third of the cost of filtering a dict; the session
+    # callback runs on every uncached request). None: filter instead.
+    positional: Callable[[dict[str, Any]], tuple[Any, ...]] | None = field(
+        default=None, compare=False, repr=False
+    )
 
     @classmethod
     def wrap(cls, name: str, func: object) -> Callback:
@@ -31,7 +44,7 @@ class Callback:
                 f"callbacks[{name!r}] must be callable, got {type(func).__name__}"
             )
         try:
-            params = inspect.signature(func).parameters.values()
+            params = list(inspect.signature(func).parameters.values())
         except (TypeError, ValueError):  # some builtins and C callables
             return cls(func, None)
         if any(p.kind is p.VAR_KEYWORD for p in params):
@@ -39,14 +52,34 @@ class Callback:
         accepts = frozenset(
             p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
         )
-        return cls(func, accepts)
+        positional = None
+        offered = _OFFERED.get(name, frozenset())
+        if params and all(p.kind is p.POSITIONAL_OR_KEYWORD and p.name in offered for p in params):
+            names = [p.name for p in params]
+            positional = operator.itemgetter(*names) if len(names) > 1 else _single(names[0])
+        return cls(func, accepts, positional)
 
     def call(self, **kwargs: Any) -> Any:
         """Call with the keywords the function accepts; may return an awaitable."""
+        positional = self.positional
+        if positional is not None:
+            try:
+                args = positional(kwargs)
+            except KeyError:  # a parameter this call does not offer: keep its default
+                pass
+            else:
+                return self.func(*args)
         accepts = self.accepts
         if accepts is not None:
             kwargs = {key: kwargs[key] for key in accepts if key in kwargs}
         return self.func(**kwargs)
+
+
+def _single(name: str) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    def get(kwargs: dict[str, Any]) -> tuple[Any, ...]:
+        return (kwargs[name],)
+
+    return get
 
 
 @dataclass(frozen=True, slots=True)

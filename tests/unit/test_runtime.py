@@ -584,3 +584,20 @@ def test_sign_in_clears_chunks_and_whole_cookies_it_no_longer_uses() -> None:
     cleared = [h.split("=")[0] for _, h in sink if "Max-Age=0" in h]
     assert written == [f"{NAME}.{i}" for i in range(len(written))] and len(written) >= 2
     assert sorted(cleared) == sorted([NAME, f"{NAME}.5"])
+
+
+@pytest.mark.parametrize(
+    "callback",
+    [
+        lambda session, token: {**session, "sub": token["sub"]},
+        lambda token, session: {**session, "sub": token["sub"]},
+        lambda session, token, extra="kept": {**session, "sub": token["sub"], "extra": extra},
+        lambda session, *, token: {**session, "sub": token["sub"]},
+        lambda **kw: {**kw["session"], "sub": kw["token"]["sub"]},
+    ],
+)
+def test_session_callback_receives_keywords_whatever_its_signature(callback) -> None:
+    runtime = AuthRuntime(AuthConfig(secret=SECRET, cache=False, callbacks={"session": callback}))
+    session = runtime.get_session_sync({NAME: token()})
+    assert session["sub"] == "42"
+    assert session.get("extra", "kept") == "kept"
