@@ -74,6 +74,7 @@ class JwtStrategy:
         self.secrets = config.secrets
         self.callbacks = config.callback_set
         self.update_age = config.update_age
+        self.max_age = config.max_age
         self.cache_ttl = config.cache_options.ttl
         self.negative_ttl = config.cache_options.negative_ttl
 
@@ -103,7 +104,8 @@ class JwtStrategy:
             token = changed
         # The session step is inlined (not `yield from _build_session`): this
         # is the cold path of every request, and each generator layer costs.
-        expires = iso_ms(now + self.config.max_age)
+        expires_at: float | None = now + self.max_age
+        expires = iso_ms(now + self.max_age)
         built: Any = default_session(token, expires)
         callback = self.callbacks.session
         if callback is not None:
@@ -118,12 +120,14 @@ class JwtStrategy:
             writes = tuple(self.cookie_writes(token, spec, now, found.names))
         # The cache bounds an entry by the session's expiry; tell it when
         # that is unless the session callback chose another `expires`.
-        expires_at = (
-            now + self.config.max_age
-            if session is not None and session.get("expires") is expires
-            else None
-        )
-        return Entry(session, self._deadline(token, now), writes, None, expires_at)
+        if session is None or session.get("expires") is not expires:
+            expires_at = None
+        # How long the entry may be reused: the cache TTL, never past the token's exp.
+        lifetime = self.cache_ttl
+        exp: Any = token.get("exp")
+        if type(exp) in _NUMBERS and exp - now < lifetime:
+            lifetime = exp - now
+        return Entry(session, time.monotonic() + lifetime, writes, None, expires_at)
 
     def _run_jwt_callback(
         self, token: dict[str, Any], **extra: Any
@@ -172,13 +176,6 @@ class JwtStrategy:
         if type(iat) not in _NUMBERS:  # absent, or not a plain number (bool included)
             return True
         return bool(now - iat >= self.update_age)
-
-    def _deadline(self, token: Mapping[str, Any], now: float) -> float:
-        lifetime = self.cache_ttl
-        exp: Any = token.get("exp")
-        if type(exp) in _NUMBERS:
-            lifetime = min(lifetime, exp - now)
-        return time.monotonic() + lifetime
 
     # -- writing -------------------------------------------------------------
 
