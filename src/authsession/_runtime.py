@@ -8,6 +8,7 @@ drive those steps and how they wait for another caller's resolution.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Mapping
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("authsession")
 _MISSING: Any = object()
+_sha256 = hashlib.sha256
 # How long a sync sign-out waits for a read of the same token to finish.
 _SIGN_OUT_WAIT = 10.0
 
@@ -185,7 +187,10 @@ class AuthRuntime:
             found = find_token(view, self.candidates)  # the Bearer fallback
             if found is None:
                 return self._finish(view, None)
-        key = token_key(found.value)
+        try:  # token_key(), inlined
+            key = _sha256(found.value.encode()).digest()
+        except UnicodeEncodeError:
+            key = token_key(found.value)
         spec = found.spec
         name = spec.name if spec is not None else ""
         entry = self.cache.get(key, name)
