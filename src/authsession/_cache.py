@@ -604,7 +604,7 @@ class SessionCache:
             if denied is not None and key in denied:
                 entry = REVOKED
             elif entry is not None and error is None:
-                if current:
+                if current and self._enabled:
                     self._store(key, entry, flight.source, expiry)
                 if self._live is not None and entry.session is not None:
                     self._note_live(key)
