@@ -142,9 +142,9 @@ class AuthRuntime:
             response = view.response
         apply_writes(response, writes)
 
-    async def get_session(self, source: Any = None) -> Session | None:
+    async def get_session(self, input: Any = None) -> Session | None:
         """The session for any accepted input (see ``get_server_session``)."""
-        view = to_view(source)  # the same inlined lookup as get_session_sync
+        view = to_view(input)  # the same inlined lookup as get_session_sync
         store = view.store
         if store is not None and store.get(RUNTIME_KEY) is self:
             stored = store.get(SCOPE_KEY, _MISSING)
@@ -168,11 +168,11 @@ class AuthRuntime:
             return entry.session
         return self._finish(view, entry)
 
-    def get_session_sync(self, source: Any = None) -> Session | None:
+    def get_session_sync(self, input: Any = None) -> Session | None:
         """``get_session`` for sync code (WSGI, Flask, Django views)."""
         # The cache-hit path of every request, written out rather than split
         # into helpers (measured: ~0.4 us of a ~3 us hit).
-        view = to_view(source)
+        view = to_view(input)
         store = view.store
         # What the middleware resolved is reused only by its own runtime: a
         # call with another config (a stricter one, a mounted sub-app's) must
@@ -298,10 +298,10 @@ class AuthRuntime:
         self._replace_cookies(view, response, list(writes))
         return str(value)
 
-    async def sign_out(self, source: Any, response: Any = None) -> None:
+    async def sign_out(self, input: Any, response: Any = None) -> None:
         """End the session: revoke it in the store (database strategy), forget it
         here and clear every cookie chunk."""
-        view = to_view(source)
+        view = to_view(input)
         found_all = self._tokens_to_end(view)
         for found in found_all:
             key = token_key(found.value)
@@ -314,8 +314,8 @@ class AuthRuntime:
                 self._release_sign_out(key, flight)
         self._sign_out(view, found_all, response)
 
-    def sign_out_sync(self, source: Any, response: Any = None) -> None:
-        view = to_view(source)
+    def sign_out_sync(self, input: Any, response: Any = None) -> None:
+        view = to_view(input)
         found_all = self._tokens_to_end(view)
         for found in found_all:
             key = token_key(found.value)
@@ -377,11 +377,11 @@ class AuthRuntime:
         ]
         self._replace_cookies(view, response, clear_cookies(names))
 
-    async def update_session(self, source: Any, data: Any, response: Any = None) -> Session | None:
+    async def update_session(self, input: Any, data: Any, response: Any = None) -> Session | None:
         """Auth.js ``update()``: re-run the callbacks with ``trigger="update"``."""
         if isinstance(self.config, ProxyConfig):
             raise proxy_mode_unsupported(self.config, "update_session")
-        view = to_view(source)
+        view = to_view(input)
         found = find_token(view, self.candidates)
         if found is None or self.cache.is_revoked(token_key(found.value)):
             return None  # a signed-out token is not turned into a new one
@@ -395,10 +395,10 @@ class AuthRuntime:
             return None
         return self._finish_update(view, found, result, response)
 
-    def update_session_sync(self, source: Any, data: Any, response: Any = None) -> Session | None:
+    def update_session_sync(self, input: Any, data: Any, response: Any = None) -> Session | None:
         if isinstance(self.config, ProxyConfig):
             raise proxy_mode_unsupported(self.config, "update_session")
-        view = to_view(source)
+        view = to_view(input)
         found = find_token(view, self.candidates)
         if found is None or self.cache.is_revoked(token_key(found.value)):
             return None  # a signed-out token is not turned into a new one
