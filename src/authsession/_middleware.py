@@ -224,7 +224,9 @@ class AsgiAuthSessionMiddleware(AuthSessionMiddleware):
 
     @staticmethod
     def _sender(send: Send, pending: PendingCookies) -> Send:
-        async def send_with_cookies(message: Message) -> None:
+        # A plain function returning the server's awaitable, not a coroutine
+        # of its own: one frame less for every message of every response.
+        def send_with_cookies(message: Message) -> Awaitable[None]:
             if not pending.sent and message["type"] in _STARTS:
                 pending.sent = True  # later writes cannot reach this client
                 if pending:
@@ -252,7 +254,7 @@ class AsgiAuthSessionMiddleware(AuthSessionMiddleware):
                     headers.extend(added)
                     message["headers"] = headers
                     pending.clear()
-            await send(message)
+            return send(message)
 
         return send_with_cookies
 

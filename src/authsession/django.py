@@ -171,8 +171,6 @@ def _view(request: Any) -> RequestView:
 class _CookieSink(PendingCookies):
     """Pending cookies that also keep the writes, for ``HttpResponse.set_cookie``."""
 
-    __slots__ = ("writes",)
-
     def __init__(self) -> None:
         super().__init__()
         self.writes: dict[str, CookieWrite] = {}
