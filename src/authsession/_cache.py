@@ -35,7 +35,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import cachetools
 
-from ._cookies import CookieWrite, FoundCookie
+from ._cookies import CookieWrite
 from ._errors import ConfigurationError
 from ._session import Session
 from ._time import parse_iso
@@ -237,11 +237,6 @@ def token_key(token: str, _sha256: Callable[[bytes], Any] = hashlib.sha256) -> b
     except UnicodeEncodeError:  # lone surrogates (from a percent-decoded cookie)
         data = token.encode("utf-8", "surrogatepass")
     return _sha256(data).digest()  # type: ignore[no-any-return]
-
-
-def source_of(found: FoundCookie) -> str:
-    """The cache's ``source`` for a found token: its cookie name, or "" for Bearer."""
-    return found.spec.name if found.spec is not None else ""
 
 
 class LeaderAbandoned(Exception):
