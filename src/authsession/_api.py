@@ -11,7 +11,7 @@ from typing import Any
 from ._config import DEFAULT_MAX_AGE, AuthConfig, secrets_from_env
 from ._cookies import candidate_names
 from ._errors import AuthRuntimeNotConfigured, ConfigurationError
-from ._inputs import RUNTIME_KEY, RequestView, to_view
+from ._inputs import RUNTIME_KEY, SCOPE_KEY, RequestView, current_request, to_view
 from ._proxy_config import DEFAULT_RETRIES, DEFAULT_TIMEOUT, ProxyConfig
 from ._runtime import AuthRuntime
 from ._session import Session
@@ -19,6 +19,7 @@ from ._tokens import decode_found, find_token
 from .jwt._errors import JWTDecodeError
 
 log = logging.getLogger("authsession")
+_MISSING: Any = object()
 
 _default: AuthRuntime | None = None
 # Runtimes made for configs passed per call, so their caches persist between
@@ -133,6 +134,10 @@ async def get_server_session(
     receives refreshed cookies; None means the request the middleware is
     handling. Raises only ``AuthRuntimeNotConfigured`` and configuration errors.
     """
+    if input is None and config is None:
+        stored = _resolved_for_current_request()
+        if stored is not _MISSING:
+            return stored  # type: ignore[no-any-return]
     view = to_view(input)
     return await _runtime_for_view(config, view).get_session(view)
 
@@ -141,8 +146,28 @@ def get_server_session_sync(
     input: Any = None, config: AuthConfig | AuthRuntime | None = None
 ) -> Session | None:
     """``get_server_session`` for sync code."""
+    if input is None and config is None:
+        stored = _resolved_for_current_request()
+        if stored is not _MISSING:
+            return stored  # type: ignore[no-any-return]
     view = to_view(input)
     return _runtime_for_view(config, view).get_session_sync(view)
+
+
+def _resolved_for_current_request() -> Any:
+    """What the middleware already resolved for the request it is handling.
+
+    The commonest call in a handler is ``get_server_session()`` with no
+    argument; answering it from the scope/environ directly skips building a
+    request view. The rule is the runtime's own: the middleware's runtime,
+    and the value it stored. ``_MISSING`` when there is none (lazy mode before
+    the first read, or no middleware).
+    """
+    current = current_request.get()
+    store = current.store if isinstance(current, RequestView) else current
+    if store is None or store.get(RUNTIME_KEY) is None:
+        return _MISSING
+    return store.get(SCOPE_KEY, _MISSING)
 
 
 def _runtime_for_view(config: AuthConfig | AuthRuntime | None, view: RequestView) -> AuthRuntime:
