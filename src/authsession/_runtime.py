@@ -8,6 +8,7 @@ drive those steps and how they wait for another caller's resolution.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
@@ -429,11 +430,28 @@ class AuthRuntime:
 
     def close(self) -> None:
         """Stop background work (the invalidation bus) and close pooled connections
-        (proxy mode's HTTP clients); the runtime still reads sessions."""
+        (proxy mode's HTTP clients); the runtime still reads sessions.
+
+        A database adapter belongs to whoever made it: close it with its own
+        ``aclose()``.
+        """
         self.invalidation.close()
         close_strategy = getattr(self.strategy, "close", None)
         if close_strategy is not None:
             close_strategy()
+
+    async def aclose(self) -> None:
+        """``close`` for async shutdown (an ASGI lifespan): stopping the bus waits
+        for its thread, so that wait runs off the event loop, and proxy mode's
+        async client for this loop is closed on it."""
+        await asyncio.to_thread(self.invalidation.close)
+        aclose_strategy = getattr(self.strategy, "aclose", None)
+        if aclose_strategy is not None:
+            await aclose_strategy()
+        else:
+            close_strategy = getattr(self.strategy, "close", None)
+            if close_strategy is not None:
+                close_strategy()
 
 
 def _log_failure(exc: BaseException) -> None:

@@ -403,3 +403,10 @@ def test_connections_are_closed_on_a_redis_without_aclose(make_runtime, monkeypa
     rt.close()
     assert rt.invalidation.bus.state == "closed"
     assert sorted(closed) == ["client", "pubsub"]
+
+
+async def test_aclose_stops_the_bus_from_async_code(make_runtime):
+    rt = make_runtime()
+    await rt.aclose()  # the wait for the bus thread runs off this loop
+    assert rt.invalidation.bus.state == "closed"
+    assert rt.cache_stats()["bus"] == "closed"

@@ -614,6 +614,20 @@ def test_close_releases_the_pool_and_the_runtime_still_reads(make_runtime: MakeR
     assert upstream.calls == 2
 
 
+async def test_aclose_releases_this_loops_client_and_the_runtime_still_reads(
+    make_runtime: MakeRuntime,
+) -> None:
+    upstream = Upstream()
+    runtime = make_runtime(upstream.transport(), cache=False)
+    assert await runtime.get_session(COOKIE) is not None
+    client = runtime.strategy.http.async_client()  # type: ignore[union-attr]
+    await runtime.aclose()
+    assert client.is_closed
+    assert await runtime.get_session(COOKIE) is not None  # a fresh client on demand
+    assert upstream.calls == 2
+    await runtime.aclose()
+
+
 def test_a_proxy_config_passed_per_call_keeps_one_runtime_and_cache() -> None:
     upstream = Upstream()
     config = authsession.ProxyConfig(
