@@ -21,7 +21,10 @@ import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-VENV = ROOT / ".venv"
+# AUTHSESSION_VENV: another environment, e.g. for a second Python version.
+VENV = Path(os.environ.get("AUTHSESSION_VENV") or ROOT / ".venv")
+if not VENV.is_absolute():
+    VENV = ROOT / VENV
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / ("python.exe" if os.name == "nt" else "python")
 STAMP = VENV / ".authsession-installed"
