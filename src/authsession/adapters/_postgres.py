@@ -21,7 +21,7 @@ from ._records import (
     canonical,
     extra_user_id,
     session_record,
-    stored_time,
+    user_from_row,
     user_record,
     utc,
 )
@@ -363,11 +363,7 @@ class PostgresAdapter:
 
     @staticmethod
     def _user(row: Mapping[str, Any] | None) -> Record | None:
-        if row is None:
-            return None
-        data = dict(row)
-        data["emailVerified"] = stored_time(data.get("emailVerified"))
-        return user_record(data)
+        return user_from_row(row)
 
     @staticmethod
     def _account(row: Mapping[str, Any]) -> Record:

@@ -102,6 +102,15 @@ def user_record(data: Mapping[str, Any]) -> Record:
     return user
 
 
+def user_from_row(row: Any) -> Record | None:
+    """A users-table row (a mapping, or an sqlite3.Row) as a user record; None stays None."""
+    if row is None:
+        return None
+    data = dict(row)
+    data["emailVerified"] = stored_time(data.get("emailVerified"))
+    return user_record(data)
+
+
 def session_record(session_token: str, user_id: Any, expires: datetime | str) -> Record:
     """A session carrying both key spellings the project uses."""
     uid = str(user_id)

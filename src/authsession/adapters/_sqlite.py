@@ -22,6 +22,7 @@ from ._records import (
     new_id,
     session_record,
     stored_time,
+    user_from_row,
     user_record,
     utc,
 )
@@ -118,11 +119,7 @@ class SQLiteAdapter:
 
     @staticmethod
     def _user(row: sqlite3.Row | Mapping[str, Any] | None) -> Record | None:
-        if row is None:
-            return None
-        data = dict(row)
-        data["emailVerified"] = stored_time(data.get("emailVerified"))
-        return user_record(data)
+        return user_from_row(row)
 
     @staticmethod
     def _session(token: str, user_id: Any, expires: Any) -> Record:
