@@ -53,7 +53,7 @@ from ._cache import Entry
 from ._config import AuthConfig
 from ._cookies import CookieName, CookieWrite, FoundCookie, chunk_cookies, clear_cookies
 from ._errors import AccountNotLinked, ConfigurationError
-from ._session import Session
+from ._session import Session, session_from_callback
 from ._time import iso_ms, parse_iso, to_datetime
 
 log = logging.getLogger("authsession")
@@ -473,13 +473,7 @@ class DatabaseStrategy:
                     new_session=new_session,
                 )
             )
-            if session is None:
-                return None
-            if not isinstance(session, Mapping):
-                raise TypeError(
-                    f"the session callback must return a dict or None, not {type(session).__name__}"
-                )
-        return Session(jsonable(session))
+        return session_from_callback(session, jsonable)
 
     # -- writing -------------------------------------------------------------
 

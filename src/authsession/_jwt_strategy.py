@@ -21,7 +21,7 @@ from ._cache import Entry
 from ._config import AuthConfig
 from ._cookies import CookieName, CookieWrite, FoundCookie, chunk_cookies, clear_cookies
 from ._errors import ConfigurationError
-from ._session import Session
+from ._session import Session, session_from_callback
 from ._time import iso_ms, to_datetime
 from ._tokens import decode_found
 from .jwt import encode as encode_v5
@@ -54,17 +54,6 @@ def default_session(token: Mapping[str, Any], expires: str) -> dict[str, Any]:
 # Exact types on purpose: JSON numbers decode to int or float, and a bool
 # (an int subclass) is not a timestamp.
 _NUMBERS = frozenset({int, float})
-
-
-def _as_session(value: Any) -> Session | None:
-    """What the ``session`` callback returned, as a Session (None ends the session)."""
-    if value is None:
-        return None
-    if type(value) is not dict and not isinstance(value, Mapping):
-        raise TypeError(
-            f"the session callback must return a dict or None, not {type(value).__name__}"
-        )
-    return Session(value)
 
 
 class JwtStrategy:
@@ -114,7 +103,7 @@ class JwtStrategy:
             )
             if type(built) is not dict and inspect.isawaitable(built):
                 built = yield built
-        session = _as_session(built)
+        session = session_from_callback(built)
         writes: tuple[CookieWrite, ...] = ()
         if found.spec is not None and self._refresh_due(token, now):
             writes = tuple(self.cookie_writes(token, spec, now, found.names))
@@ -169,7 +158,7 @@ class JwtStrategy:
                     new_session=extra.get("new_session"),
                 )
             )
-        return _as_session(session)
+        return session_from_callback(session)
 
     def _refresh_due(self, token: Mapping[str, Any], now: float) -> bool:
         iat: Any = token.get("iat")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
 # JSON's scalars: by far the commonest values, and already immutable. Checked
@@ -158,3 +158,20 @@ class Session(AttrDict):
 def _keys(mapping: Mapping[Any, Any]) -> list[str]:
     # str() first: a callback may return non-string keys, and a repr must not raise.
     return sorted(str(key) for key in mapping)
+
+
+def session_from_callback(
+    value: Any, convert: Callable[[Any], Any] | None = None
+) -> Session | None:
+    """What a ``session`` callback returned, as a Session (None ends the session).
+
+    ``convert`` prepares a checked mapping first (the database strategy turns
+    datetimes into the strings ``JSON.stringify`` writes).
+    """
+    if value is None:
+        return None
+    if type(value) is not dict and not isinstance(value, Mapping):
+        raise TypeError(
+            f"the session callback must return a dict or None, not {type(value).__name__}"
+        )
+    return Session(convert(value) if convert is not None else value)
