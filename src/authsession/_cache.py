@@ -373,11 +373,13 @@ class SessionCache:
 
     # -- entries ---------------------------------------------------------------
 
-    def get(self, key: bytes, source: str | None = None) -> Entry | None:
+    def get(self, key: bytes, source: str | None = None, count_miss: bool = True) -> Entry | None:
         """A live entry for ``key``, or None.
 
         A signed-out token is never here (``revoke`` drops it, ``put`` refuses
         it); ``resolve_async``/``resolve_sync`` answer it with ``REVOKED``.
+        ``count_miss=False`` is for a look that a full lookup follows on a
+        miss (the middleware's hit path), so one request counts one miss.
         """
         if not self._enabled:
             return None
@@ -395,7 +397,8 @@ class SessionCache:
                 else:
                     del self._lru[key]
                     self.expired += 1
-            self.misses += 1
+            if count_miss:
+                self.misses += 1
         return None
 
     def put(self, key: bytes, entry: Entry, source: str | None = None) -> None:

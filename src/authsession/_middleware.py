@@ -33,7 +33,7 @@ from ._inputs import (
     view_from_scope,
 )
 from ._responses import PENDING_KEY, PendingCookies
-from ._runtime import AuthRuntime
+from ._runtime import MISSING, AuthRuntime
 
 log = logging.getLogger("authsession")
 
@@ -204,19 +204,36 @@ class AsgiAuthSessionMiddleware(AuthSessionMiddleware):
         if kind != "http" and kind != "websocket":  # lifespan and the rest: untouched
             await self.app(scope, receive, send)
             return
-        runtime = self.runtime  # fails loudly (not per request) when unconfigured
+        runtime = self._runtime or self.runtime  # fails loudly when unconfigured
         pending = _enter(scope, runtime, self.write_cookies)
-        view: Any = scope
-        if not self.lazy:
-            view = view_from_scope(scope)
-            try:
-                scope[SCOPE_KEY] = await runtime.get_session(view)
-            except Exception:  # never a 500 for a session we could not read
-                log.exception("authsession: session resolution failed; continuing signed out")
-                scope[SCOPE_KEY] = None
+        if not self.lazy and SCOPE_KEY not in scope:
+            # The usual request: one Cookie header, no Authorization, a cached
+            # session. Answered from the raw header without a RequestView.
+            cookie = None
+            session = MISSING
+            for name, value in scope.get("headers") or ():
+                if name == b"cookie":
+                    if cookie is not None:  # several Cookie headers: the full path joins them
+                        break
+                    cookie = value
+                elif name == b"authorization":
+                    break  # the Bearer fallback is the full path's
+            else:
+                session = runtime.cached_session(
+                    cookie.decode("latin-1") if cookie is not None else None
+                )
+            if session is MISSING:
+                try:
+                    session = await runtime.get_session(view_from_scope(scope))
+                except Exception:  # never a 500 for a session we could not read
+                    log.exception("authsession: session resolution failed; continuing signed out")
+                    session = None
+            scope[SCOPE_KEY] = session
         if pending is not None:
             send = self._sender(send, pending)
-        token = current_request.set(view)
+        # The scope itself is the current request: a view is built only if a
+        # later call (sign-out, a write) needs one.
+        token = current_request.set(scope)
         try:
             await self.app(scope, receive, send)
         finally:
@@ -263,16 +280,21 @@ class WsgiAuthSessionMiddleware(AuthSessionMiddleware):
     def __call__(
         self, environ: MutableMapping[str, Any], start_response: StartResponse
     ) -> Iterable[bytes]:
-        runtime = self.runtime  # fails loudly (not per request) when unconfigured
+        runtime = self._runtime or self.runtime  # fails loudly when unconfigured
         pending = _enter(environ, runtime, self.write_cookies)
-        view: Any = environ
-        if not self.lazy:
-            view = view_from_environ(environ)
-            try:
-                environ[SCOPE_KEY] = runtime.get_session_sync(view)
-            except Exception:
-                log.exception("authsession: session resolution failed; continuing signed out")
-                environ[SCOPE_KEY] = None
+        view: Any = environ  # as in the ASGI shell: no view unless one is needed
+        if not self.lazy and SCOPE_KEY not in environ:
+            cookie = environ.get("HTTP_COOKIE")
+            session = MISSING
+            if "HTTP_AUTHORIZATION" not in environ and (cookie is None or type(cookie) is str):
+                session = runtime.cached_session(cookie)
+            if session is MISSING:
+                try:
+                    session = runtime.get_session_sync(view_from_environ(environ))
+                except Exception:
+                    log.exception("authsession: session resolution failed; continuing signed out")
+                    session = None
+            environ[SCOPE_KEY] = session
         if pending is not None:
             start_response = self._starter(start_response, pending)
         token = current_request.set(view)

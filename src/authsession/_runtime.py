@@ -22,6 +22,7 @@ from ._bus import Invalidator
 from ._cache import Entry, Flight, SessionCache, token_key
 from ._config import AuthConfig
 from ._cookies import (
+    _MARKER,
     CookieName,
     CookieWrite,
     FoundCookie,
@@ -30,6 +31,7 @@ from ._cookies import (
     clear_cookies,
     cookie_family,
     find_session_cookie,
+    lone_session_cookie,
     session_cookie_names,
     stale_cookies,
 )
@@ -50,6 +52,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("authsession")
 _MISSING: Any = object()
+# What cached_session answers when only the full path can decide.
+MISSING: Any = object()
 _sha256 = hashlib.sha256
 # How long a sync sign-out waits for a read of the same token to finish.
 _SIGN_OUT_WAIT = 10.0
@@ -200,6 +204,32 @@ class AuthRuntime:
         elif not entry.writes and store is None:
             return entry.session  # a hit with nothing to write and nowhere to keep it
         return self._finish(view, entry)
+
+    def cached_session(self, cookie_header: str | None) -> Any:
+        """The middleware's fast path: the session for a request whose only
+        credential is this ``Cookie`` header, when it needs no I/O.
+
+        None when the header carries no session cookie; the cached session
+        when the cache holds one with nothing to write; ``MISSING`` for
+        everything else (a miss, a refresh to write, chunks, quoting), which
+        the full ``get_session`` then handles. The caller must have checked
+        that the request has no ``Authorization`` header (the Bearer fallback
+        is the full path's).
+        """
+        if not cookie_header or _MARKER not in cookie_header:
+            return None  # anonymous traffic: nothing to parse
+        lone = lone_session_cookie(cookie_header, self.candidates.by_name)
+        if lone is None:
+            return MISSING
+        spec, value = lone
+        try:  # token_key(), inlined
+            key = _sha256(value.encode()).digest()
+        except UnicodeEncodeError:
+            return MISSING
+        entry = self.cache.get(key, spec.name, False)
+        if entry is None or entry.writes:
+            return MISSING
+        return entry.session
 
     def _resolve_sync(self, found: FoundCookie) -> Entry:
         # A strategy with its own blocking path (proxy: a pooled sync HTTP

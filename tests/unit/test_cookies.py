@@ -132,3 +132,42 @@ def test_set_cookie_attributes_match_authjs():
 )
 def test_parser_never_raises(header):
     parse_session_cookies(header)
+
+
+def test_lone_session_cookie_agrees_with_the_full_parse() -> None:
+    """The middleware's shortcut answers only when the full rules give the same.
+
+    Headers are built from pieces that exercise every rule: several session
+    cookies, chunks, quotes, escapes, spaces, the marker inside values, empty
+    values, names the runtime does not read.
+    """
+    import random
+
+    from authsession._cookies import lone_session_cookie
+
+    rng = random.Random(20261128)
+    names = [n.name for n in NAMES] + [
+        "authjs.session-token.0",
+        "authjs.session-token.1",
+        "my.session-token",
+        "theme",
+        "authjs.csrf-token",
+        "x",
+    ]
+    values = ["abc.def.ghi", "", '"quoted.tok"', "a%41b", " spaced ", "v=session-token", "tok"]
+    answered = 0
+    for _ in range(20000):
+        parts = []
+        for _ in range(rng.randint(0, 4)):
+            name = rng.choice(names)
+            sep = rng.choice(["=", "=", "=", ""])
+            parts.append(f"{rng.choice(['', ' ', '  '])}{name}{sep}{rng.choice(values)}")
+        header = rng.choice([";", "; "]).join(parts)
+        lone = lone_session_cookie(header, NAMES.by_name)
+        if lone is None:
+            continue
+        answered += 1
+        found = find_session_cookie(parse_session_cookies(header), NAMES)
+        assert found is not None, header
+        assert (found.spec, found.value) == lone, header
+    assert answered > 1000  # the shortcut does take the common shapes

@@ -159,3 +159,26 @@ def test_nested_dict_and_list_reprs_show_shape_not_personal_data() -> None:
 def test_reprs_do_not_fail_on_odd_keys_from_callbacks() -> None:
     assert repr(AttrDict({1: "a", "b": 2})) == "AttrDict(keys=['1', 'b'])"  # type: ignore[dict-item]
     assert "keys=['1', 'b']" in repr(Session({1: "a", "b": 2}))  # type: ignore[dict-item]
+
+
+def test_attribute_reads_keys_after_the_dicts_own_names() -> None:
+    # Keys read as attributes; a key named like a dict method does not hide
+    # the method (json.dumps calls .items()); a subclass's own methods win too.
+    class Tagged(Session):
+        __slots__ = ()
+
+        def label(self) -> str:
+            return "own"
+
+    data = {"user": {"name": "Ada", "items": [1], "get": "g"}, "label": "key", "expires": "x"}
+    session = Tagged(data)
+    assert session.user.name == "Ada"
+    assert callable(session.user.items) and session.user["items"] == [1]
+    assert session.user.get("get") == "g"
+    assert session.label() == "own"
+    assert json.loads(json.dumps(session)) == data
+    assert isinstance(session.user, AttrDict) and session.__class__ is Tagged
+    with pytest.raises(AttributeError, match=r"has no key 'nope'; use \.get"):
+        _ = session.user.nope
+    assert getattr(session, "nope", None) is None
+    assert not hasattr(session, "__dict__")

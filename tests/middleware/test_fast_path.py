@@ -1,0 +1,147 @@
+"""The middleware's cache-hit path: a raw Cookie header straight to a cached session.
+
+It must give exactly what the full path (RequestView, parse, find, get_session)
+gives, and hand every case it does not handle itself to that path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from tests.conftest import SECRET
+from tests.middleware.test_asgi import call, http_scope
+
+from authsession import (
+    AuthConfig,
+    AuthRuntime,
+    AuthSessionMiddleware,
+    get_server_session,
+    get_server_session_sync,
+    jwt,
+)
+from authsession._runtime import MISSING
+
+NAME = "authjs.session-token"
+CLAIMS = {"name": "Ada", "email": "ada@example.com", "picture": "https://x/a.png", "sub": "1"}
+
+
+def token(name: str = "Ada") -> str:
+    return jwt.encode({**CLAIMS, "name": name}, SECRET, NAME, 3600)
+
+
+def cached_runtime() -> AuthRuntime:
+    return AuthRuntime(AuthConfig(secret=SECRET))
+
+
+def test_cached_session_answers_only_what_needs_no_io() -> None:
+    rt = cached_runtime()
+    value = token()
+    header = f"theme=dark; {NAME}={value}; other=1"
+    assert rt.cached_session(None) is None
+    assert rt.cached_session("") is None
+    assert rt.cached_session("theme=dark") is None  # no session cookie: anonymous
+    assert rt.cached_session(header) is MISSING  # not resolved yet
+    session = rt.get_session_sync(header)
+    assert session is not None
+    assert rt.cached_session(header) is session
+    # Cases only the full rules decide: chunks, two session cookies, quoting,
+    # escapes, a session cookie under a name this runtime does not read.
+    assert rt.cached_session(f"{NAME}.0={value[:100]}; {NAME}.1={value[100:]}") is MISSING
+    assert rt.cached_session(f"{NAME}={value}; __Secure-{NAME}={value}") is MISSING
+    assert rt.cached_session(f'{NAME}="{value}"') is MISSING
+    assert rt.cached_session(f"{NAME}={value[:10]}%41{value[10:]}") is MISSING
+    assert rt.cached_session(f"my.session-token={value}") is MISSING
+
+
+def test_a_look_that_misses_is_not_counted_twice() -> None:
+    rt = cached_runtime()
+    seen: list[Any] = []
+
+    def app(environ: Any, start_response: Any) -> list[bytes]:
+        seen.append(environ["authsession"])
+        start_response("200 OK", [])
+        return [b""]
+
+    wrapped = AuthSessionMiddleware(app, rt)
+    environ = {"REQUEST_METHOD": "GET", "HTTP_COOKIE": f"{NAME}={token()}"}
+    wrapped(dict(environ), lambda *a: None)
+    wrapped(dict(environ), lambda *a: None)
+    stats = rt.cache_stats()
+    assert (stats["misses"], stats["hits"]) == (1, 1)
+    assert seen[0] is seen[1] and seen[0].user.name == "Ada"
+
+
+async def test_bearer_header_takes_the_full_path_and_cookie_still_wins() -> None:
+    rt = cached_runtime()
+    seen: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(scope["authsession"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    wrapped = AuthSessionMiddleware(app, rt)
+    ada, bob = token("Ada"), token("Bob")
+    scope = http_scope(f"{NAME}={ada}")
+    scope["headers"].append((b"authorization", f"Bearer {bob}".encode()))
+    await call(wrapped, scope)
+    # Bearer only: the full path reads it.
+    bearer_only = http_scope(None)
+    bearer_only["headers"].append((b"authorization", f"Bearer {bob}".encode()))
+    await call(wrapped, bearer_only)
+    assert [s.user.name for s in seen] == ["Ada", "Bob"]
+
+
+async def test_several_cookie_headers_are_joined_by_the_full_path() -> None:
+    rt = cached_runtime()
+    seen: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(await get_server_session())
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    wrapped = AuthSessionMiddleware(app, rt)
+    value = token()
+    scope = http_scope("theme=dark")
+    scope["headers"].append((b"cookie", f"{NAME}={value}".encode()))
+    await call(wrapped, scope)
+    await call(wrapped, scope)  # now cached: still the full path, same answer
+    assert [s.user.name for s in seen] == ["Ada", "Ada"]
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_wsgi_bearer_and_bytes_cookie_take_the_full_path(lazy: bool) -> None:
+    rt = cached_runtime()
+    seen: list[Any] = []
+
+    def app(environ: Any, start_response: Any) -> list[bytes]:
+        seen.append(get_server_session_sync())
+        start_response("200 OK", [])
+        return [b""]
+
+    wrapped = AuthSessionMiddleware(app, rt, lazy=lazy)
+    bob = token("Bob")
+    wrapped({"REQUEST_METHOD": "GET", "HTTP_AUTHORIZATION": f"Bearer {bob}"}, lambda *a: None)
+    wrapped({"REQUEST_METHOD": "GET", "HTTP_COOKIE": f"{NAME}={bob}".encode()}, lambda *a: None)
+    wrapped({"REQUEST_METHOD": "GET"}, lambda *a: None)
+    assert [s.user.name if s else None for s in seen] == ["Bob", "Bob", None]
+
+
+async def test_sign_out_inside_eager_app_builds_its_view_from_the_scope() -> None:
+    # Eager mode makes the scope (not a prebuilt view) the current request:
+    # a write inside the app must still find the request's cookies and sink.
+    rt = cached_runtime()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        assert (await get_server_session()) is not None
+        await rt.sign_out(None)
+        assert (await get_server_session()) is None
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    wrapped = AuthSessionMiddleware(app, rt)
+    sent = await call(wrapped, http_scope(f"{NAME}={token()}"))
+    cleared = [v.decode() for k, v in sent[0]["headers"] if k == b"set-cookie"]
+    assert len(cleared) == 1 and cleared[0].startswith(f"{NAME}=;")
