@@ -2,14 +2,17 @@
 
     python benchmarks/middleware_overhead.py [--quick] [--seconds S] [--rounds R]
 
-Servers: uvicorn (ASGI, h11, asyncio loop) and waitress (WSGI, 4 threads),
-one process each, pinned to CPU 0 when `taskset` exists; the load generator
-`wrk` runs on CPU 1 with keep-alive connections. Every variant's server runs
-for the whole benchmark and the variants are measured in turn, round after
-round, so drift on the machine affects them alike; the table reports each
-variant's median requests/s and its ratio to the bare app of its protocol.
+Apps: a raw ASGI callable and a Starlette app on uvicorn (h11, asyncio
+loop); a raw WSGI callable and a Flask app on waitress (4 threads). One
+server process per app and variant, pinned to CPU 0 when `taskset` exists;
+the load generator `wrk` runs on CPU 1 with keep-alive connections. Every
+server runs for the whole benchmark and the variants are measured in turn,
+round after round. A variant's ratio is taken within each round (against the
+bare app measured just before it) and the table reports the median of those
+per-round ratios with their interquartile range: on a shared VM, throughput
+drifts by +-5-10% between runs seconds apart, and pairing cancels most of it.
 
-Variants (the same raw app underneath, cookie sent on every request):
+Variants (the same app underneath, cookie sent on every request):
 - bare:            the app alone;
 - eager + read:    middleware resolves before the app, the app reads the
                    session with get_server_session() (a cache hit after the
@@ -32,7 +35,10 @@ import statistics
 import subprocess
 import sys
 import time
+from importlib import metadata
 from pathlib import Path
+
+from _common import write_markdown
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "middleware_overhead.md"
@@ -47,23 +53,46 @@ from authsession import AuthConfig, AuthSessionMiddleware
 
 config = AuthConfig(secret=os.environ["AUTH_SECRET"])
 authsession.configure_auth_runtime(config)
+read = mode == "eager"
 
 if proto == "asgi":
     async def app(scope, receive, send):
         if scope["type"] != "http":
             return
         body = b"hello"
-        if mode == "eager":
+        if read:
             session = await authsession.get_server_session()
             body = ("hello " + session.user.name).encode()
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"text/plain"),
                                 (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
+elif proto == "starlette":
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    async def hello(request):
+        if read:
+            session = await authsession.get_server_session()
+            return PlainTextResponse("hello " + session.user.name)
+        return PlainTextResponse("hello")
+
+    app = Starlette(routes=[Route("/", hello)])
+elif proto == "flask":
+    from flask import Flask
+
+    app = Flask("bench")
+
+    @app.route("/")
+    def hello():
+        if read:
+            return "hello " + authsession.get_server_session_sync().user.name
+        return "hello"
 else:
     def app(environ, start_response):
         body = b"hello"
-        if mode == "eager":
+        if read:
             session = authsession.get_server_session_sync()
             body = ("hello " + session.user.name).encode()
         start_response("200 OK", [("Content-Type", "text/plain"),
@@ -73,7 +102,7 @@ else:
 if mode != "bare":
     app = AuthSessionMiddleware(app, lazy=(mode == "lazy"))
 
-if proto == "asgi":
+if proto in ("asgi", "starlette"):
     import uvicorn
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning",
                 access_log=False, http="h11", loop="asyncio", lifespan="off")
@@ -83,6 +112,12 @@ else:
 """
 
 VARIANTS = [("bare", "bare"), ("eager", "eager + read"), ("lazy", "lazy, no read")]
+APPS = [
+    ("asgi", "uvicorn, raw ASGI"),
+    ("starlette", "uvicorn, Starlette"),
+    ("wsgi", "waitress, raw WSGI"),
+    ("flask", "waitress, Flask"),
+]
 TARGETS = {"eager": 0.90, "lazy": 0.97}
 
 
@@ -112,9 +147,7 @@ def pin(cpu: int) -> list[str]:
 def start(proto: str, mode: str) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     env = dict(os.environ, AUTH_SECRET=SECRET, PYTHONPATH=str(HERE.parent / "src"))
-    proc = subprocess.Popen(
-        [*pin(0), sys.executable, "-c", SERVE, proto, mode, str(port)], env=env
-    )
+    proc = subprocess.Popen([*pin(0), sys.executable, "-c", SERVE, proto, mode, str(port)], env=env)
     wait_up(port)
     return proc, port
 
@@ -147,8 +180,8 @@ def wrk(port: int, seconds: float, cookie: str, connections: int) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1 s x 2 rounds")
-    parser.add_argument("--seconds", type=int, default=3)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
     args = parser.parse_args()
     if args.quick:
@@ -167,7 +200,7 @@ def main() -> int:
     servers: dict[tuple[str, str], tuple[subprocess.Popen[bytes], int]] = {}
     rps: dict[tuple[str, str], list[float]] = {}
     try:
-        for proto in ("asgi", "wsgi"):
+        for proto, _ in APPS:
             for mode, _ in VARIANTS:
                 servers[proto, mode] = start(proto, mode)
                 # Warm up: imports, caches, the first (cold) session resolution.
@@ -184,36 +217,39 @@ def main() -> int:
             proc.wait(10)
 
     lines = [
-        "| server | variant | requests/s (median) | ratio to bare | target | result |",
-        "|---|---|---:|---:|---:|---|",
+        "| server, app | variant | requests/s (median) | ratio to bare (median of rounds) "
+        "| IQR of ratios | target | result |",
+        "|---|---|---:|---:|---:|---:|---|",
     ]
-    for proto, server in (("asgi", "uvicorn (ASGI)"), ("wsgi", "waitress (WSGI)")):
-        bare = statistics.median(rps[proto, "bare"])
-        for mode, label in VARIANTS:
-            value = statistics.median(rps[proto, mode])
-            ratio = value / bare
+    for proto, label in APPS:
+        bare = rps[proto, "bare"]
+        for mode, variant in VARIANTS:
+            ratios = [value / base for value, base in zip(rps[proto, mode], bare, strict=True)]
+            ratio = statistics.median(ratios)
+            low, _, high = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratio] * 3
             target = TARGETS.get(mode)
             verdict = "" if target is None else ("PASS" if ratio >= target else "FAIL")
             lines.append(
-                f"| {server} | {label} | {value:,.0f} | {ratio:.3f} | "
+                f"| {label} | {variant} | {statistics.median(rps[proto, mode]):,.0f} | "
+                f"{ratio:.3f} | {'' if mode == 'bare' else f'{low:.3f}-{high:.3f}'} | "
                 f"{'' if target is None else f'>= {target:.2f}'} | {verdict} |"
             )
     import uvicorn
-    import waitress  # type: ignore[import-untyped]
 
     versions = (
         f"Python {platform.python_version()}, uvicorn {uvicorn.__version__}, "
-        f"waitress {getattr(waitress, '__version__', '?')}, "
+        f"waitress {metadata.version('waitress')}, flask {metadata.version('flask')}, "
+        f"starlette {metadata.version('starlette')}, "
         f"{args.rounds} rounds x {args.seconds:g} s, wrk -c{args.connections}, "
         f"{os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d')}"
     )
     table = "\n".join(lines)
     print(table)
     print(versions)
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(
-        "# Middleware overhead\n\n`python benchmarks/middleware_overhead.py`\n\n"
-        f"{table}\n\n{versions}\n"
+    write_markdown(
+        RESULTS,
+        "Middleware overhead",
+        ["`python benchmarks/middleware_overhead.py`", table, versions],
     )
     return 0
 
