@@ -163,7 +163,10 @@ def _resolved_for_current_request() -> Any:
     and the value it stored. ``_MISSING`` when there is none (lazy mode before
     the first read, or no middleware).
     """
-    current = current_request.get()
+    held = current_request.get()
+    if not held:
+        return _MISSING
+    current = held[0]
     store = current.store if isinstance(current, RequestView) else current
     if store is None or store.get(RUNTIME_KEY) is None:
         return _MISSING

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, MutableMapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 from ._cookies import _MARKER, parse_session_cookies, session_cookies_from_mapping
 from ._responses import PENDING_KEY
@@ -57,10 +57,23 @@ class RequestView:
 
 # Set by the middleware for the duration of a request, so that
 # get_server_session() with no argument finds the current request: a view,
-# or (lazy mode, where nothing is parsed until asked) the scope or environ.
-current_request: ContextVar[RequestView | MutableMapping[str, Any] | None] = ContextVar(
-    "authsession_request", default=None
-)
+# or the scope or environ (parsed only when asked).
+#
+# The request sits in a one-item list that is emptied when the request ends,
+# never in the variable directly: asyncio copies the current context into
+# every callback and future scheduled during the request, and those copies
+# outlive it. Holding the scope itself there kept every finished request's
+# scope, headers and sink alive until the server's later callbacks ran;
+# under concurrent load that alone made the garbage collector run ~15 times
+# as often as for the bare server (measured with uvicorn).
+Held: TypeAlias = "list[RequestView | MutableMapping[str, Any]]"
+current_request: ContextVar[Held | None] = ContextVar("authsession_request", default=None)
+
+
+def request_in_progress() -> RequestView | MutableMapping[str, Any] | None:
+    """The request the middleware is handling in this context, if any."""
+    held = current_request.get()
+    return held[0] if held else None
 
 
 def view_from_scope(scope: MutableMapping[str, Any]) -> RequestView:
@@ -171,7 +184,7 @@ def to_view(source: Any) -> RequestView:
     if kind is RequestView:
         return source  # type: ignore[no-any-return]
     if source is None:
-        current = current_request.get()
+        current = request_in_progress()
         if current is None:
             return RequestView()
         return current if isinstance(current, RequestView) else to_view(current)

@@ -47,7 +47,7 @@ from ._api import current_runtime, runtime_for
 from ._config import AuthConfig
 from ._cookies import CookieWrite
 from ._errors import AuthRuntimeNotConfigured, ConfigurationError
-from ._inputs import RUNTIME_KEY, SCOPE_KEY, RequestView, current_request, to_view
+from ._inputs import RUNTIME_KEY, SCOPE_KEY, Held, RequestView, current_request, to_view
 from ._responses import PENDING_KEY, PendingCookies
 from ._runtime import AuthRuntime
 from ._session import Session
@@ -277,10 +277,12 @@ class AuthSessionMiddleware:
             log.exception("authsession: session resolution failed; continuing signed out")
             session = None
         setattr(request, ATTRIBUTE, session)
-        token = current_request.set(view)
+        held: Held = [view]
+        token = current_request.set(held)
         try:
             response = self.get_response(request)
         finally:
+            held.clear()  # see _inputs.current_request
             current_request.reset(token)
         _flush(sink, response)
         return response
@@ -293,10 +295,12 @@ class AuthSessionMiddleware:
             log.exception("authsession: session resolution failed; continuing signed out")
             session = None
         setattr(request, ATTRIBUTE, session)
-        token = current_request.set(view)
+        held: Held = [view]
+        token = current_request.set(held)
         try:
             response = await cast("Callable[[Any], Awaitable[Any]]", self.get_response)(request)
         finally:
+            held.clear()
             current_request.reset(token)
         _flush(sink, response)
         return response
