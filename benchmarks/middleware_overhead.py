@@ -6,11 +6,13 @@ Apps: a raw ASGI callable and a Starlette app on uvicorn (h11, asyncio
 loop); a raw WSGI callable and a Flask app on waitress (4 threads). One
 server process per app and variant, pinned to CPU 0 when `taskset` exists;
 the load generator `wrk` runs on CPU 1 with keep-alive connections. Every
-server runs for the whole benchmark and the variants are measured in turn,
-round after round. A variant's ratio is taken within each round (against the
-bare app measured just before it) and the table reports the median of those
-per-round ratios with their interquartile range: on a shared VM, throughput
-drifts by +-5-10% between runs seconds apart, and pairing cancels most of it.
+measurement gets a fresh server process (started, warmed up for 1 s, then
+measured), in a new random order each round. A variant's ratio is taken
+within each round (against the bare app of the same round) and the table
+reports the median of those per-round ratios with their interquartile range:
+on a shared VM throughput drifts by 5-10% between runs seconds apart, and two
+processes running the same code can differ by a few percent for their whole
+life, so neither a single long-lived process nor a single round is trusted.
 
 Variants (the same app underneath, cookie sent on every request):
 - bare:            the app alone;
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import random
 import re
 import shutil
 import socket
@@ -197,24 +200,27 @@ def main() -> int:
         SECRET,
         "authjs.session-token",
     )
-    servers: dict[tuple[str, str], tuple[subprocess.Popen[bytes], int]] = {}
-    rps: dict[tuple[str, str], list[float]] = {}
-    try:
-        for proto, _ in APPS:
-            for mode, _ in VARIANTS:
-                servers[proto, mode] = start(proto, mode)
+    rps: dict[tuple[str, str], list[float]] = {
+        (proto, mode): [] for proto, _ in APPS for mode, _ in VARIANTS
+    }
+    order = list(rps)
+    shuffle = random.Random(0).shuffle
+    for round_no in range(args.rounds):
+        # A fresh server process per measurement, in a new order each round:
+        # one process can be a few percent faster or slower than another
+        # running the same code (memory layout), and a process kept for the
+        # whole run would carry that bias into every round.
+        shuffle(order)
+        for proto, mode in order:
+            proc, port = start(proto, mode)
+            try:
                 # Warm up: imports, caches, the first (cold) session resolution.
-                wrk(servers[proto, mode][1], 1, cookie, args.connections)
-                rps[proto, mode] = []
-        for round_no in range(args.rounds):
-            for key, (_, port) in servers.items():
-                rps[key].append(wrk(port, args.seconds, cookie, args.connections))
-            print(f"round {round_no + 1}/{args.rounds} done", file=sys.stderr)
-    finally:
-        for proc, _ in servers.values():
-            proc.terminate()
-        for proc, _ in servers.values():
-            proc.wait(10)
+                wrk(port, 1, cookie, args.connections)
+                rps[proto, mode].append(wrk(port, args.seconds, cookie, args.connections))
+            finally:
+                proc.terminate()
+                proc.wait(10)
+        print(f"round {round_no + 1}/{args.rounds} done", file=sys.stderr)
 
     lines = [
         "| server, app | variant | requests/s (median) | ratio to bare (median of rounds) "

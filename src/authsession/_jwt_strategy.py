@@ -54,6 +54,8 @@ def default_session(token: Mapping[str, Any], expires: str) -> dict[str, Any]:
 # Exact types on purpose: JSON numbers decode to int or float, and a bool
 # (an int subclass) is not a timestamp.
 _NUMBERS = frozenset({int, float})
+# A Session's own .get goes through its attribute hook on Python < 3.12.
+_dict_get = dict.get
 
 
 class JwtStrategy:
@@ -109,7 +111,7 @@ class JwtStrategy:
             writes = tuple(self.cookie_writes(token, spec, now, found.names))
         # The cache bounds an entry by the session's expiry; tell it when
         # that is unless the session callback chose another `expires`.
-        if session is None or session.get("expires") is not expires:
+        if session is None or _dict_get(session, "expires") is not expires:
             expires_at = None
         # How long the entry may be reused: the cache TTL, never past the token's exp.
         lifetime = self.cache_ttl
