@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from tests.conftest import SECRET
-from tests.middleware.test_asgi import call, http_scope
+from tests.middleware.test_asgi import CLAIMS, NAME, call, http_scope
 
 from authsession import (
     AuthConfig,
@@ -21,9 +21,6 @@ from authsession import (
     jwt,
 )
 from authsession._runtime import MISSING
-
-NAME = "authjs.session-token"
-CLAIMS = {"name": "Ada", "email": "ada@example.com", "picture": "https://x/a.png", "sub": "1"}
 
 
 def token(name: str = "Ada") -> str:
