@@ -277,7 +277,7 @@ class AsgiAuthSessionMiddleware(AuthSessionMiddleware):
                 elif name == b"authorization":
                     break  # the Bearer fallback is the full path's
             else:
-                session = runtime.cached_session(
+                session = runtime._session_if_cached(
                     cookie.decode("latin-1") if cookie is not None else None
                 )
             if session is MISSING:
@@ -322,7 +322,7 @@ class WsgiAuthSessionMiddleware(AuthSessionMiddleware):
             cookie = environ.get("HTTP_COOKIE")
             session = MISSING
             if "HTTP_AUTHORIZATION" not in environ and (cookie is None or type(cookie) is str):
-                session = runtime.cached_session(cookie)
+                session = runtime._session_if_cached(cookie)
             if session is MISSING:
                 try:
                     session = runtime.get_session_sync(view_from_environ(environ))

@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("authsession")
 _MISSING: Any = object()
-# What cached_session answers when only the full path can decide.
+# What _session_if_cached answers when only the full path can decide.
 MISSING: Any = object()
 _sha256 = hashlib.sha256
 # How long a sync sign-out waits for a read of the same token to finish.
@@ -205,7 +205,7 @@ class AuthRuntime:
             return entry.session  # a hit with nothing to write and nowhere to keep it
         return self._finish(view, entry)
 
-    def cached_session(self, cookie_header: str | None) -> Any:
+    def _session_if_cached(self, cookie_header: str | None) -> Any:
         """The middleware's fast path: the session for a request whose only
         credential is this ``Cookie`` header, when it needs no I/O.
 

@@ -35,20 +35,20 @@ def test_cached_session_answers_only_what_needs_no_io() -> None:
     rt = cached_runtime()
     value = token()
     header = f"theme=dark; {NAME}={value}; other=1"
-    assert rt.cached_session(None) is None
-    assert rt.cached_session("") is None
-    assert rt.cached_session("theme=dark") is None  # no session cookie: anonymous
-    assert rt.cached_session(header) is MISSING  # not resolved yet
+    assert rt._session_if_cached(None) is None
+    assert rt._session_if_cached("") is None
+    assert rt._session_if_cached("theme=dark") is None  # no session cookie: anonymous
+    assert rt._session_if_cached(header) is MISSING  # not resolved yet
     session = rt.get_session_sync(header)
     assert session is not None
-    assert rt.cached_session(header) is session
+    assert rt._session_if_cached(header) is session
     # Cases only the full rules decide: chunks, two session cookies, quoting,
     # escapes, a session cookie under a name this runtime does not read.
-    assert rt.cached_session(f"{NAME}.0={value[:100]}; {NAME}.1={value[100:]}") is MISSING
-    assert rt.cached_session(f"{NAME}={value}; __Secure-{NAME}={value}") is MISSING
-    assert rt.cached_session(f'{NAME}="{value}"') is MISSING
-    assert rt.cached_session(f"{NAME}={value[:10]}%41{value[10:]}") is MISSING
-    assert rt.cached_session(f"my.session-token={value}") is MISSING
+    assert rt._session_if_cached(f"{NAME}.0={value[:100]}; {NAME}.1={value[100:]}") is MISSING
+    assert rt._session_if_cached(f"{NAME}={value}; __Secure-{NAME}={value}") is MISSING
+    assert rt._session_if_cached(f'{NAME}="{value}"') is MISSING
+    assert rt._session_if_cached(f"{NAME}={value[:10]}%41{value[10:]}") is MISSING
+    assert rt._session_if_cached(f"my.session-token={value}") is MISSING
 
 
 def test_a_look_that_misses_is_not_counted_twice() -> None:
