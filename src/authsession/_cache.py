@@ -373,13 +373,14 @@ class SessionCache:
 
     # -- entries ---------------------------------------------------------------
 
-    def get(self, key: bytes, source: str | None = None, count_miss: bool = True) -> Entry | None:
+    def get(self, key: bytes, source: str | None = None, peek: bool = False) -> Entry | None:
         """A live entry for ``key``, or None.
 
         A signed-out token is never here (``revoke`` drops it, ``put`` refuses
         it); ``resolve_async``/``resolve_sync`` answer it with ``REVOKED``.
-        ``count_miss=False`` is for a look that a full lookup follows on a
-        miss (the middleware's hit path), so one request counts one miss.
+        ``peek=True`` is for a look that the full lookup repeats when it
+        cannot answer (the middleware's hit path): it counts only the hits it
+        can answer alone (no cookies to write), so a request counts once.
         """
         if not self._enabled:
             return None
@@ -391,13 +392,14 @@ class SessionCache:
                     cached_for = entry.source
                     if cached_for == source or cached_for is None or source is None:
                         lru.move_to_end(key)
-                        self.hits += 1
+                        if not peek or not entry.writes:
+                            self.hits += 1
                         return entry
                     # Resolved for another cookie name: resolve afresh (and replace it).
                 else:
                     del self._lru[key]
                     self.expired += 1
-            if count_miss:
+            if not peek:
                 self.misses += 1
         return None
 

@@ -76,6 +76,23 @@ def request_in_progress() -> RequestView | MutableMapping[str, Any] | None:
     return held[0] if held else None
 
 
+def release_request(held: Held) -> None:
+    """End of request: drop the request from contexts copied during it.
+
+    A task the app started keeps its copy of the context after the response.
+    If the session was read during the request, such a task still gets it
+    from ``get_server_session()`` (a two-key stand-in replaces the scope, so
+    the scope, headers and sink are freed); if it never was, there is nothing
+    cheap to keep, and the task must pass the request itself.
+    """
+    current = held[0]
+    store = current.store if isinstance(current, RequestView) else current
+    if store is not None and SCOPE_KEY in store and RUNTIME_KEY in store:
+        held[0] = {RUNTIME_KEY: store[RUNTIME_KEY], SCOPE_KEY: store[SCOPE_KEY]}
+    else:
+        held.clear()
+
+
 def view_from_scope(scope: MutableMapping[str, Any]) -> RequestView:
     cookie = authorization = None
     for name, value in scope.get("headers") or ():

@@ -30,6 +30,7 @@ from ._inputs import (
     SCOPE_KEY,
     Held,
     current_request,
+    release_request,
     view_from_environ,
     view_from_scope,
 )
@@ -294,7 +295,7 @@ class AsgiAuthSessionMiddleware(AuthSessionMiddleware):
         try:
             await self.app(scope, receive, send)
         finally:
-            held.clear()  # see current_request: copies of this context live on
+            release_request(held)  # copies of this context outlive the request
             current_request.reset(token)
             if sink is not None:
                 # The scope holds the sink and the sink the server's send,
@@ -335,7 +336,7 @@ class WsgiAuthSessionMiddleware(AuthSessionMiddleware):
         try:
             body = self.app(environ, start_response)
         finally:
-            held.clear()
+            release_request(held)
             current_request.reset(token)
         if type(body) is list or type(body) is tuple:
             return body
@@ -388,7 +389,7 @@ class _InRequest:
                 self._iterator = iter(self._body)
             return next(self._iterator)  # type: ignore[no-any-return]
         finally:
-            held.clear()
+            release_request(held)
             current_request.reset(token)
 
     def close(self) -> None:
@@ -399,5 +400,5 @@ class _InRequest:
             try:
                 close()
             finally:
-                held.clear()
+                release_request(held)
                 current_request.reset(token)

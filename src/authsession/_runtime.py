@@ -226,7 +226,7 @@ class AuthRuntime:
             key = _sha256(value.encode()).digest()
         except UnicodeEncodeError:
             return MISSING
-        entry = self.cache.get(key, spec.name, False)
+        entry = self.cache.get(key, spec.name, True)
         if entry is None or entry.writes:
             return MISSING
         return entry.session

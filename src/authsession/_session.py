@@ -118,6 +118,9 @@ class AttrDict(dict[str, Any]):
         # ~0.9 us. Keys are read here instead, after the class's own names
         # (methods keep winning over keys, as with __getattr__ alone), and a
         # name that is neither still reaches __getattr__ for its message.
+        # The class's names are read once, at its first attribute read: a
+        # method patched onto a Session class later loses to a key of the
+        # same name on these versions.
         def __getattribute__(self, name: str) -> Any:
             cls = type(self)
             own = _OWN_NAMES.get(cls)

@@ -47,7 +47,15 @@ from ._api import current_runtime, runtime_for
 from ._config import AuthConfig
 from ._cookies import CookieWrite
 from ._errors import AuthRuntimeNotConfigured, ConfigurationError
-from ._inputs import RUNTIME_KEY, SCOPE_KEY, Held, RequestView, current_request, to_view
+from ._inputs import (
+    RUNTIME_KEY,
+    SCOPE_KEY,
+    Held,
+    RequestView,
+    current_request,
+    release_request,
+    to_view,
+)
 from ._responses import PENDING_KEY, PendingCookies
 from ._runtime import AuthRuntime
 from ._session import Session
@@ -282,7 +290,7 @@ class AuthSessionMiddleware:
         try:
             response = self.get_response(request)
         finally:
-            held.clear()  # see _inputs.current_request
+            release_request(held)  # see _inputs.current_request
             current_request.reset(token)
         _flush(sink, response)
         return response
@@ -300,7 +308,7 @@ class AuthSessionMiddleware:
         try:
             response = await cast("Callable[[Any], Awaitable[Any]]", self.get_response)(request)
         finally:
-            held.clear()
+            release_request(held)
             current_request.reset(token)
         _flush(sink, response)
         return response
