@@ -52,7 +52,9 @@ RESULTS = ROOT / "results" / "database.md"
 COOKIE = "authjs.session-token"
 MAX_AGE = 30 * 24 * 3600
 UPDATE_AGE = 24 * 3600
-PG_DSN = os.environ.get("AUTHSESSION_TEST_POSTGRES_DSN") or "postgresql://postgres@127.0.0.1:5432/test"
+PG_DSN = (
+    os.environ.get("AUTHSESSION_TEST_POSTGRES_DSN") or "postgresql://postgres@127.0.0.1:5432/test"
+)
 REDIS_URL = os.environ.get("AUTHSESSION_TEST_REDIS_URL") or "redis://127.0.0.1:6379/0"
 
 
