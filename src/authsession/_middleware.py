@@ -182,20 +182,22 @@ _STARTS = frozenset({"http.response.start", "websocket.accept", "websocket.http.
 
 
 def _enter(
-    store: MutableMapping[str, Any], runtime: AuthRuntime, sink: PendingCookies | None
-) -> None:
-    """Mark the request as this runtime's, with ``sink`` for the cookies it writes."""
+    store: MutableMapping[str, Any], runtime: AuthRuntime, write: bool
+) -> PendingCookies | None:
+    """Mark the request as this runtime's; returns the sink for its cookies (if written)."""
     if store.get(RUNTIME_KEY) is not runtime:
         # An outer middleware with another runtime resolved under its own
         # rules (a mounted sub-app shares the scope): not ours to reuse.
         store.pop(SCOPE_KEY, None)
     store[RUNTIME_KEY] = runtime
-    if sink is None:
+    if not write:
         # No sink: the runtime's helpers then say there is nowhere to write,
         # instead of succeeding with cookies nobody sends.
         store.pop(PENDING_KEY, None)
-    else:
-        store[PENDING_KEY] = sink
+        return None
+    pending = PendingCookies()
+    store[PENDING_KEY] = pending
+    return pending
 
 
 def _add_cookies(message: Message, pending: PendingCookies) -> None:
@@ -247,11 +249,9 @@ class AsgiAuthSessionMiddleware(AuthSessionMiddleware):
             await self.app(scope, receive, send)
             return
         runtime = self._runtime or self.runtime  # fails loudly when unconfigured
-        sink = None
-        if self.write_cookies:
-            sink = PendingCookies()
+        sink = _enter(scope, runtime, self.write_cookies)
+        if sink is not None:
             send = _sender(send, sink)
-        _enter(scope, runtime, sink)
         if not self.lazy and SCOPE_KEY not in scope:
             # The usual request: one Cookie header, no Authorization, a cached
             # session. Answered from the raw header without a RequestView.
@@ -291,15 +291,9 @@ class WsgiAuthSessionMiddleware(AuthSessionMiddleware):
         self, environ: MutableMapping[str, Any], start_response: StartResponse
     ) -> Iterable[bytes]:
         runtime = self._runtime or self.runtime  # fails loudly when unconfigured
-        sink = None
-        if self.write_cookies:
-            # A closure, not a callable sink as in the ASGI shell: WSGI may
-            # call start_response while the server iterates the body, after
-            # this call returned, so there is no point at which to cut a
-            # sink -> start_response -> environ -> sink cycle.
-            sink = PendingCookies()
+        sink = _enter(environ, runtime, self.write_cookies)
+        if sink is not None:
             start_response = _starter(start_response, sink)
-        _enter(environ, runtime, sink)
         view: Any = environ  # as in the ASGI shell: no view unless one is needed
         if not self.lazy and SCOPE_KEY not in environ:
             cookie = environ.get("HTTP_COOKIE")

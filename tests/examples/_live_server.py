@@ -18,13 +18,13 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import quote
 
 import pytest
 import uvicorn
+from tests.examples._real_servers import assert_same_session
 from tests.interop._harness import (
     SECRET,
     SESSION_COOKIE,
@@ -45,7 +45,6 @@ except ImportError:  # pragma: no cover
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 START_TIMEOUT = 20.0
-EXPIRES_SLACK = 5.0
 
 
 def load_example(filename: str, env: dict[str, str]) -> Any:
@@ -89,20 +88,6 @@ def serve(app: Any) -> Iterator[str]:
         server.should_exit = True
         thread.join(10)
         sock.close()
-
-
-def expires_at(value: str) -> datetime:
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
-
-
-def assert_same_session(ours: Any, authjs: Any) -> None:
-    """The same JSON as Auth.js's, key order included; ``expires`` within seconds."""
-    assert authjs is not None and ours is not None
-    assert list(ours) == list(authjs) == ["user", "expires"]
-    assert ours["user"] == authjs["user"]
-    assert list(ours["user"]) == list(authjs["user"])
-    delta = abs((expires_at(ours["expires"]) - expires_at(authjs["expires"])).total_seconds())
-    assert delta <= EXPIRES_SLACK, (ours["expires"], authjs["expires"])
 
 
 class ExampleContract:

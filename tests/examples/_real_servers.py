@@ -151,7 +151,10 @@ def _expires(value: Any) -> datetime:
 
 
 def assert_same_session(ours: Any, authjs: Any) -> None:
-    """The same JSON as Auth.js's, key order included; ``expires`` within a few seconds."""
+    """The same JSON as Auth.js's, key order included; ``expires`` within a few seconds.
+
+    Shared by the WSGI examples (here) and the ASGI ones (``_live_server``).
+    """
     assert authjs is not None and ours is not None, (ours, authjs)
     assert list(ours) == list(authjs)
     assert ours["user"] == authjs["user"]
