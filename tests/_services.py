@@ -8,12 +8,17 @@
   skipped with the reason -- or failed under ``CI=true``, where every service
   test must run.
 * :func:`unique_name`: a name no other test run uses (schemas, key prefixes).
+* :func:`auth_schema` / :func:`redis_key_prefix`: a fresh PostgreSQL schema
+  holding the Auth.js tables / a fresh Redis key prefix, removed afterwards
+  (the bodies of the fixtures that need them).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
+from collections.abc import Iterator
 from typing import NoReturn
 
 import pytest
@@ -100,3 +105,40 @@ def require_redis() -> str:
     if reason is not None:
         unavailable("Redis", reason)
     return url
+
+
+@contextlib.contextmanager
+def auth_schema(prefix: str) -> Iterator[tuple[str, str]]:
+    """(dsn, schema): a new schema with the shipped Auth.js tables, dropped afterwards."""
+    dsn = require_postgres()
+    import psycopg
+
+    from authsession.adapters._postgres import render_schema
+
+    schema = unique_name(prefix)
+    with psycopg.connect(dsn) as conn:
+        conn.execute(render_schema(schema))
+    try:
+        yield dsn, schema
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@contextlib.contextmanager
+def redis_key_prefix(prefix: str) -> Iterator[tuple[str, str]]:
+    """(url, prefix): a key prefix no other run uses; its keys are deleted afterwards."""
+    url = require_redis()
+    import redis
+
+    key_prefix = unique_name(prefix) + ":"
+    try:
+        yield url, key_prefix
+    finally:
+        client = redis.Redis.from_url(url)
+        try:
+            keys = list(client.scan_iter(match=key_prefix + "*", count=500))
+            if keys:
+                client.delete(*keys)
+        finally:
+            client.close()

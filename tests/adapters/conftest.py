@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests._services import require_postgres, require_redis, unique_name
+from tests._services import auth_schema, redis_key_prefix
 
 from authsession.adapters import MemoryAdapter, PostgresAdapter, RedisAdapter, SQLiteAdapter
-from authsession.adapters._postgres import render_schema
 
 KINDS = ["memory", "sqlite", "sqlite-file", "postgres", "redis"]
 
@@ -24,36 +23,15 @@ KINDS = ["memory", "sqlite", "sqlite-file", "postgres", "redis"]
 @pytest.fixture(scope="session")
 def pg_schema() -> Iterator[tuple[str, str]]:
     """(dsn, schema): a fresh schema holding the Auth.js tables, dropped afterwards."""
-    dsn = require_postgres()
-    import psycopg
-
-    schema = unique_name("authsession_test")
-    with psycopg.connect(dsn) as conn:
-        conn.execute(render_schema(schema))
-    try:
-        yield dsn, schema
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    with auth_schema("authsession_test") as where:
+        yield where
 
 
 @pytest.fixture(scope="session")
 def redis_prefix() -> Iterator[tuple[str, str]]:
     """(url, prefix): a key prefix no other run uses; its keys are deleted afterwards."""
-    url = require_redis()
-    import redis
-
-    prefix = unique_name("authsession_test") + ":"
-    try:
-        yield url, prefix
-    finally:
-        client = redis.Redis.from_url(url)
-        try:
-            keys = list(client.scan_iter(match=prefix + "*", count=500))
-            if keys:
-                client.delete(*keys)
-        finally:
-            client.close()
+    with redis_key_prefix("authsession_test") as where:
+        yield where
 
 
 def make_adapter(kind: str, request: pytest.FixtureRequest, tmp_path: Path, **options: Any) -> Any:

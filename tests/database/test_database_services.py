@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from tests._services import require_postgres, require_redis, unique_name
+from tests._services import auth_schema, redis_key_prefix, unique_name
 
 from authsession import AuthConfig, AuthRuntime
 from authsession._bridge import run_sync
@@ -106,37 +106,14 @@ def _via(url: str, port: int) -> str:
 
 @pytest.fixture(scope="module")
 def pg_schema() -> Iterator[tuple[str, str]]:
-    dsn = require_postgres()
-    import psycopg
-
-    from authsession.adapters._postgres import render_schema
-
-    schema = unique_name("authsession_db")
-    with psycopg.connect(dsn) as conn:
-        conn.execute(render_schema(schema))
-    try:
-        yield dsn, schema
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    with auth_schema("authsession_db") as where:
+        yield where
 
 
 @pytest.fixture(scope="module")
 def redis_prefix() -> Iterator[tuple[str, str]]:
-    url = require_redis()
-    import redis
-
-    prefix = unique_name("authsession_db") + ":"
-    try:
-        yield url, prefix
-    finally:
-        client = redis.Redis.from_url(url)
-        try:
-            keys = list(client.scan_iter(match=prefix + "*", count=500))
-            if keys:
-                client.delete(*keys)
-        finally:
-            client.close()
+    with redis_key_prefix("authsession_db") as where:
+        yield where
 
 
 def make_adapter(kind: str, request: pytest.FixtureRequest, port: int | None = None) -> Any:

@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests._services import require_postgres, unique_name
+from tests._services import auth_schema
 
 from authsession.adapters import PostgresAdapter
-from authsession.adapters._postgres import render_schema
 
 from ._harness import INTEROP_DIR, REQUEST_TIMEOUT, _Child
 
@@ -59,17 +58,8 @@ class PgAdapterTool:
 
 @pytest.fixture(scope="module")
 def shared_db(node_modules: Path) -> Iterator[tuple[str, str]]:
-    dsn = require_postgres()
-    import psycopg
-
-    schema = unique_name("authsession_interop")
-    with psycopg.connect(dsn) as conn:
-        conn.execute(render_schema(schema))
-    try:
-        yield dsn, schema
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    with auth_schema("authsession_interop") as where:
+        yield where
 
 
 @pytest.fixture(scope="module")
