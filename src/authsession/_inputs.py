@@ -76,19 +76,30 @@ def request_in_progress() -> RequestView | MutableMapping[str, Any] | None:
     return held[0] if held else None
 
 
-def release_request(held: Held) -> None:
+class FinishedRequest(dict[str, Any]):
+    """What a context copied during a request holds once it ended: the
+    middleware's runtime and the session it read, nothing else."""
+
+    __slots__ = ()
+
+
+def release_request(held: Held, runtime: object) -> None:
     """End of request: drop the request from contexts copied during it.
 
     A task the app started keeps its copy of the context after the response.
-    If the session was read during the request, such a task still gets it
-    from ``get_server_session()`` (a two-key stand-in replaces the scope, so
-    the scope, headers and sink are freed); if it never was, there is nothing
-    cheap to keep, and the task must pass the request itself.
+    If ``runtime`` (the middleware ending the request) read the session, such
+    a task still gets it from ``get_server_session()``: a ``FinishedRequest``
+    replaces the scope, so the scope, headers and sink are freed. Otherwise
+    (nothing was read, or another middleware's runtime answered last) there
+    is nothing cheap and right to keep, and the task must pass the request.
     """
     current = held[0]
     store = current.store if isinstance(current, RequestView) else current
-    if store is not None and SCOPE_KEY in store and RUNTIME_KEY in store:
-        held[0] = {RUNTIME_KEY: store[RUNTIME_KEY], SCOPE_KEY: store[SCOPE_KEY]}
+    if store is not None and SCOPE_KEY in store and store.get(RUNTIME_KEY) is runtime:
+        finished = FinishedRequest()
+        finished[RUNTIME_KEY] = runtime
+        finished[SCOPE_KEY] = store[SCOPE_KEY]
+        held[0] = finished
     else:
         held.clear()
 
@@ -204,7 +215,11 @@ def to_view(source: Any) -> RequestView:
         current = request_in_progress()
         if current is None:
             return RequestView()
-        return current if isinstance(current, RequestView) else to_view(current)
+        if isinstance(current, RequestView):
+            return current
+        if type(current) is FinishedRequest:  # after the response: the session it read
+            return RequestView(_EMPTY, store=current)
+        return to_view(current)
     if isinstance(source, RequestView):
         return source
     if isinstance(source, tuple) and len(source) == 2:

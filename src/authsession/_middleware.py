@@ -282,7 +282,7 @@ class AsgiAuthSessionMiddleware(AuthSessionMiddleware):
         try:
             await self.app(scope, receive, send)
         finally:
-            release_request(held)  # copies of this context outlive the request
+            release_request(held, runtime)  # copies of this context outlive the request
             current_request.reset(token)
 
 
@@ -312,14 +312,14 @@ class WsgiAuthSessionMiddleware(AuthSessionMiddleware):
         try:
             body = self.app(environ, start_response)
         finally:
-            release_request(held)
+            release_request(held, runtime)
             current_request.reset(token)
         if type(body) is list or type(body) is tuple:
             return body
         # A lazy body (a generator, Flask's streamed responses) runs while the
         # server iterates it, after this call returned: keep the request
         # current there too. It is not buffered: one item at a time.
-        return _InRequest(body, view)
+        return _InRequest(body, view, runtime)
 
 
 def _starter(start_response: StartResponse, pending: PendingCookies) -> StartResponse:
@@ -347,11 +347,12 @@ def _starter(start_response: StartResponse, pending: PendingCookies) -> StartRes
 class _InRequest:
     """A WSGI body iterable whose items are produced with the request current."""
 
-    __slots__ = ("_body", "_iterator", "_view")
+    __slots__ = ("_body", "_iterator", "_runtime", "_view")
 
-    def __init__(self, body: Iterable[bytes], view: Any) -> None:
+    def __init__(self, body: Iterable[bytes], view: Any, runtime: AuthRuntime) -> None:
         self._body = body
         self._view = view
+        self._runtime = runtime
         self._iterator: Any = None
 
     def __iter__(self) -> _InRequest:
@@ -365,7 +366,7 @@ class _InRequest:
                 self._iterator = iter(self._body)
             return next(self._iterator)  # type: ignore[no-any-return]
         finally:
-            release_request(held)
+            release_request(held, self._runtime)
             current_request.reset(token)
 
     def close(self) -> None:
@@ -376,5 +377,5 @@ class _InRequest:
             try:
                 close()
             finally:
-                release_request(held)
+                release_request(held, self._runtime)
                 current_request.reset(token)

@@ -290,7 +290,7 @@ class AuthSessionMiddleware:
         try:
             response = self.get_response(request)
         finally:
-            release_request(held)  # see _inputs.current_request
+            release_request(held, runtime)  # see _inputs.current_request
             current_request.reset(token)
         _flush(sink, response)
         return response
@@ -308,7 +308,7 @@ class AuthSessionMiddleware:
         try:
             response = await cast("Callable[[Any], Awaitable[Any]]", self.get_response)(request)
         finally:
-            release_request(held)
+            release_request(held, runtime)
             current_request.reset(token)
         _flush(sink, response)
         return response

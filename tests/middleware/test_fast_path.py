@@ -205,3 +205,51 @@ def test_peek_counts_a_hit_once_when_the_full_path_takes_over() -> None:
     assert rt._session_if_cached(f"{NAME}={value}") is MISSING
     assert rt.get_session_sync({NAME: value}) is session
     assert rt.cache_stats()["hits"] == before + 1
+
+
+async def test_after_the_response_every_reader_sees_the_session_it_read() -> None:
+    # In a context copied during the request (a task the app started), the
+    # no-argument reader, an explicit config and the runtime itself agree.
+    import contextvars
+
+    rt = cached_runtime()
+    copies: list[contextvars.Context] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        copies.append(contextvars.copy_context())
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    await call(AuthSessionMiddleware(app, rt), http_scope(f"{NAME}={token()}"))
+    late = copies[0]
+    readers = [
+        lambda: get_server_session_sync(),
+        lambda: get_server_session_sync(config=rt),
+        lambda: rt.get_session_sync(),
+    ]
+    assert [late.run(read).user.name for read in readers] == ["Ada"] * 3
+
+
+async def test_nested_middlewares_keep_nothing_another_runtime_answered() -> None:
+    # The inner middleware (another runtime) answers last in the shared scope;
+    # the outer one must not hand that answer to tasks it started.
+    import contextvars
+
+    from authsession._inputs import request_in_progress
+
+    outer_rt, inner_rt = cached_runtime(), AuthRuntime(AuthConfig(secret="another" * 6))
+    copies: list[contextvars.Context] = []
+
+    async def inner_app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    inner = AuthSessionMiddleware(inner_app, inner_rt)
+
+    async def outer_app(scope: Any, receive: Any, send: Any) -> None:
+        assert (await get_server_session()).user.name == "Ada"
+        copies.append(contextvars.copy_context())
+        await inner(scope, receive, send)
+
+    await call(AuthSessionMiddleware(outer_app, outer_rt), http_scope(f"{NAME}={token()}"))
+    assert copies[0].run(request_in_progress) is None
