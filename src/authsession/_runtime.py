@@ -51,8 +51,8 @@ if TYPE_CHECKING:
     from ._proxy_strategy import ProxyStrategy
 
 log = logging.getLogger("authsession")
-_MISSING: Any = object()
-# What _session_if_cached answers when only the full path can decide.
+# "No value": nothing stored for the request yet, or (from _session_if_cached)
+# only the full path can decide.
 MISSING: Any = object()
 _sha256 = hashlib.sha256
 # How long a sync sign-out waits for a read of the same token to finish.
@@ -152,8 +152,8 @@ class AuthRuntime:
         view = to_view(input)  # the same inlined lookup as get_session_sync
         store = view.store
         if store is not None and store.get(RUNTIME_KEY) is self:
-            stored = store.get(SCOPE_KEY, _MISSING)
-            if stored is not _MISSING:
+            stored = store.get(SCOPE_KEY, MISSING)
+            if stored is not MISSING:
                 return stored  # type: ignore[no-any-return]
         cookies = view.cookies
         found = find_session_cookie(cookies, self.candidates) if cookies else None
@@ -183,8 +183,8 @@ class AuthRuntime:
         # call with another config (a stricter one, a mounted sub-app's) must
         # not get a session read under different rules.
         if store is not None and store.get(RUNTIME_KEY) is self:
-            stored = store.get(SCOPE_KEY, _MISSING)
-            if stored is not _MISSING:
+            stored = store.get(SCOPE_KEY, MISSING)
+            if stored is not MISSING:
                 return stored  # type: ignore[no-any-return]
         cookies = view.cookies
         found = find_session_cookie(cookies, self.candidates) if cookies else None
