@@ -10,7 +10,7 @@ by import, so importing authsession imports no framework.
 from __future__ import annotations
 
 from collections.abc import Mapping, MutableMapping
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
@@ -83,8 +83,9 @@ class FinishedRequest(dict[str, Any]):
     __slots__ = ()
 
 
-def release_request(held: Held, runtime: object) -> None:
-    """End of request: drop the request from contexts copied during it.
+def leave_request(held: Held, token: Token[Held | None], runtime: object) -> None:
+    """End of request: reset ``current_request`` and drop the request from
+    every context copied during it.
 
     A task the app started keeps its copy of the context after the response.
     If ``runtime`` (the middleware ending the request) read the session, such
@@ -102,6 +103,7 @@ def release_request(held: Held, runtime: object) -> None:
         held[0] = finished
     else:
         held.clear()
+    current_request.reset(token)
 
 
 def view_from_scope(scope: MutableMapping[str, Any]) -> RequestView:

@@ -30,7 +30,7 @@ from ._inputs import (
     SCOPE_KEY,
     Held,
     current_request,
-    release_request,
+    leave_request,
     view_from_environ,
     view_from_scope,
 )
@@ -282,8 +282,7 @@ class AsgiAuthSessionMiddleware(AuthSessionMiddleware):
         try:
             await self.app(scope, receive, send)
         finally:
-            release_request(held, runtime)  # copies of this context outlive the request
-            current_request.reset(token)
+            leave_request(held, token, runtime)  # copies of this context outlive the request
 
 
 class WsgiAuthSessionMiddleware(AuthSessionMiddleware):
@@ -312,8 +311,7 @@ class WsgiAuthSessionMiddleware(AuthSessionMiddleware):
         try:
             body = self.app(environ, start_response)
         finally:
-            release_request(held, runtime)
-            current_request.reset(token)
+            leave_request(held, token, runtime)
         if type(body) is list or type(body) is tuple:
             return body
         # A lazy body (a generator, Flask's streamed responses) runs while the
@@ -366,8 +364,7 @@ class _InRequest:
                 self._iterator = iter(self._body)
             return next(self._iterator)  # type: ignore[no-any-return]
         finally:
-            release_request(held, self._runtime)
-            current_request.reset(token)
+            leave_request(held, token, self._runtime)
 
     def close(self) -> None:
         close = getattr(self._body, "close", None)
@@ -377,5 +374,4 @@ class _InRequest:
             try:
                 close()
             finally:
-                release_request(held, self._runtime)
-                current_request.reset(token)
+                leave_request(held, token, self._runtime)

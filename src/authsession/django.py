@@ -53,7 +53,7 @@ from ._inputs import (
     Held,
     RequestView,
     current_request,
-    release_request,
+    leave_request,
     to_view,
 )
 from ._responses import PENDING_KEY, PendingCookies
@@ -290,8 +290,7 @@ class AuthSessionMiddleware:
         try:
             response = self.get_response(request)
         finally:
-            release_request(held, runtime)  # see _inputs.current_request
-            current_request.reset(token)
+            leave_request(held, token, runtime)  # see _inputs.current_request
         _flush(sink, response)
         return response
 
@@ -308,8 +307,7 @@ class AuthSessionMiddleware:
         try:
             response = await cast("Callable[[Any], Awaitable[Any]]", self.get_response)(request)
         finally:
-            release_request(held, runtime)
-            current_request.reset(token)
+            leave_request(held, token, runtime)
         _flush(sink, response)
         return response
 
