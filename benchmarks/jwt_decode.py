@@ -8,7 +8,12 @@ shows the median µs/op and the per-round ratio to the raw floor:
 
 - raw floor: a hand-written A256CBC-HS512 decrypt on ``cryptography`` with a
   pre-derived key (split, base64url-decode, HMAC-SHA512 over AAD||IV||CT||AL,
-  AES-256-CBC, unpad, json.loads). Nothing real can do less.
+  AES-256-CBC, unpad, json.loads), written the textbook way: the issue's
+  reference, and what the ratio column divides by.
+- tuned floor: the same decrypt with the per-key state reused the way
+  ``authsession.jwt`` does it (a keyed HMAC copied per token, one long-lived
+  CBC context per key, one strict binascii call per segment, json's scanner
+  called directly). Closer to a true lower bound; shown, not a target.
 - authsession cold resolve: ``AuthRuntime.get_session_sync`` on a cookie
   mapping with the session cache off and a plain ``session`` callback, i.e.
   decode + time checks + callbacks + ``Session`` on every call. Also its
@@ -28,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import binascii
 import hashlib
 import hmac
 import json
@@ -78,6 +84,7 @@ USER_TOKEN = {
 }
 
 FLOOR = "raw floor: hand-written A256CBC-HS512 (cryptography, pre-derived key)"
+TUNED = "tuned floor: the same with per-key state reused (as authsession.jwt does)"
 COLD = "authsession cold resolve (get_session_sync, cache off, session callback)"
 COLD_ASYNC = "authsession cold resolve, async API driven inline"
 CACHED = "authsession cached resolve (cache on, same token)"
@@ -148,6 +155,42 @@ def floor_op(setup: Setup) -> Callable[[], object]:
         return claims
 
     check_claims(floor(), FLOOR)
+    return floor
+
+
+def tuned_floor_op(setup: Setup) -> Callable[[], object]:
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    from authsession.jwt._keys import v5_key
+
+    key, _ = v5_key(setup.secret, SALT, "A256CBC-HS512")
+    keyed_mac = hmac.new(key[:32], digestmod=hashlib.sha512)
+    cbc = Cipher(algorithms.AES(key[32:]), modes.CBC(bytes(16))).decryptor()
+    token = setup.token
+    a2b = binascii.a2b_base64
+    to_standard = bytes.maketrans(b"-_", b"+/")
+    padding = (b"", b"===", b"==", b"=")
+    scan = json.JSONDecoder().scan_once
+
+    def b64(segment: str) -> bytes:
+        return a2b(segment.encode("ascii").translate(to_standard) + padding[len(segment) % 4])
+
+    def floor() -> dict[str, Any]:
+        header, _, iv_b64, ct_b64, tag_b64 = token.split(".")
+        iv, ciphertext = b64(iv_b64), b64(ct_b64)
+        aad = header.encode("ascii")
+        mac = keyed_mac.copy()
+        mac.update(b"".join((aad, iv, ciphertext, (len(aad) * 8).to_bytes(8, "big"))))
+        if not hmac.compare_digest(mac.digest()[:32], b64(tag_b64)):
+            raise ValueError("bad tag")
+        # A CBC context chained to anything decrypts IV||CT to one junk block
+        # followed by the plaintext: one context serves every token.
+        padded = cbc.update(iv + ciphertext)[16:]
+        claims: dict[str, Any] = scan(padded[: -padded[-1]].decode(), 0)[0]
+        return claims
+
+    check_claims(floor(), TUNED)
+    check_claims(floor(), TUNED)  # the second call runs on a chained context
     return floor
 
 
@@ -532,6 +575,7 @@ def main(argv: list[str] | None = None) -> int:
 
     cases = [
         Case(FLOOR, python_batch(floor_op(setup))),
+        Case(TUNED, python_batch(tuned_floor_op(setup))),
         Case(COLD, python_batch(lambda: cold_rt.get_session_sync(cookies))),
         Case(COLD_ASYNC, python_batch(lambda: drive_inline(cold_rt.get_session(cookies)))),
         Case(CACHED, python_batch(lambda: cached_rt.get_session_sync(cookies))),

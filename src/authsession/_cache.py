@@ -564,9 +564,7 @@ class SessionCache:
         self._inflight[key] = flight
         return flight, True
 
-    def _begin(
-        self, key: bytes, source: str | None, blocking: bool
-    ) -> tuple[Flight | None, bool]:
+    def _begin(self, key: bytes, source: str | None, blocking: bool) -> tuple[Flight | None, bool]:
         """Refusal check, claim and resolution count under one lock: (None, False) = refused."""
         loop = _running_loop()
         with self._lock:
@@ -574,6 +572,11 @@ class SessionCache:
             if denied is not None and key in denied:
                 self.denied += 1
                 return None, False
+            inflight = self._inflight
+            if key not in inflight:  # nobody else resolving it: the usual case, inlined
+                flight = inflight[key] = Flight(source, loop)
+                self.resolutions += 1
+                return flight, True
             flight, leader = self._claim(key, source, loop, blocking)
             if leader:
                 self.resolutions += 1
@@ -592,9 +595,7 @@ class SessionCache:
         while it was resolving resolves to ``REVOKED``.
         """
         expiry = (
-            _entry_expiry(entry)
-            if self._enabled and entry is not None and error is None
-            else None
+            _entry_expiry(entry) if self._enabled and entry is not None and error is None else None
         )
         with self._lock:
             current = self._inflight.get(key) is flight

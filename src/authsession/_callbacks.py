@@ -36,6 +36,9 @@ class Callback:
     positional: Callable[[dict[str, Any]], tuple[Any, ...]] | None = field(
         default=None, compare=False, repr=False
     )
+    # Exactly ``(session, token)``: the jwt strategy then calls ``func``
+    # directly, without building the keywords at all.
+    session_token: bool = field(default=False, compare=False, repr=False)
 
     @classmethod
     def wrap(cls, name: str, func: object) -> Callback:
@@ -57,7 +60,9 @@ class Callback:
         if params and all(p.kind is p.POSITIONAL_OR_KEYWORD and p.name in offered for p in params):
             names = [p.name for p in params]
             positional = operator.itemgetter(*names) if len(names) > 1 else _single(names[0])
-        return cls(func, accepts, positional)
+        shape = [p.name for p in params]
+        session_token = name == "session" and positional is not None and shape == SESSION_TOKEN
+        return cls(func, accepts, positional, session_token)
 
     def call(self, **kwargs: Any) -> Any:
         """Call with the keywords the function accepts; may return an awaitable."""
@@ -73,6 +78,9 @@ class Callback:
         if accepts is not None:
             kwargs = {key: kwargs[key] for key in accepts if key in kwargs}
         return self.func(**kwargs)
+
+
+SESSION_TOKEN = ["session", "token"]
 
 
 def _single(name: str) -> Callable[[dict[str, Any]], tuple[Any, ...]]:

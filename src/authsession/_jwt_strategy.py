@@ -44,10 +44,15 @@ def default_token(user: Mapping[str, Any]) -> dict[str, Any]:
 
 def default_session(token: Mapping[str, Any], expires: str) -> dict[str, Any]:
     """The session Auth.js builds from a token before the ``session`` callback."""
+    # Written out rather than looped over (source, target) pairs: this runs
+    # on every uncached request.
     user: dict[str, Any] = {}
-    for source, target in (("name", "name"), ("email", "email"), ("picture", "image")):
-        if source in token:
-            user[target] = token[source]
+    if "name" in token:
+        user["name"] = token["name"]
+    if "email" in token:
+        user["email"] = token["email"]
+    if "picture" in token:
+        user["image"] = token["picture"]
     return {"user": user, "expires": expires}
 
 
@@ -56,6 +61,7 @@ def default_session(token: Mapping[str, Any], expires: str) -> dict[str, Any]:
 _NUMBERS = frozenset({int, float})
 # A Session's own .get goes through its attribute hook on Python < 3.12.
 _dict_get = dict.get
+_new_entry = tuple.__new__
 
 
 class JwtStrategy:
@@ -100,9 +106,12 @@ class JwtStrategy:
         built: Any = default_session(token, expires)
         callback = self.callbacks.session
         if callback is not None:
-            built = callback.call(
-                session=built, token=token, user=None, trigger=None, new_session=None
-            )
+            if callback.session_token:  # def session(session, token): the usual shape
+                built = callback.func(built, token)
+            else:
+                built = callback.call(
+                    session=built, token=token, user=None, trigger=None, new_session=None
+                )
             if type(built) is not dict and inspect.isawaitable(built):
                 built = yield built
         session = session_from_callback(built)
@@ -118,7 +127,8 @@ class JwtStrategy:
         exp: Any = token.get("exp")
         if type(exp) in _NUMBERS and exp - now < lifetime:
             lifetime = exp - now
-        return Entry(session, time.monotonic() + lifetime, writes, None, expires_at)
+        # tuple.__new__ skips the named tuple's Python-level __new__.
+        return _new_entry(Entry, (session, time.monotonic() + lifetime, writes, None, expires_at))
 
     def _run_jwt_callback(
         self, token: dict[str, Any], **extra: Any

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Mapping
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 # JSON's scalars: by far the commonest values, and already immutable. Checked
 # by exact type first because isinstance(value, Mapping) is an ABC check,
@@ -12,8 +12,13 @@ from typing import Any, NoReturn
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 _object_getattribute = object.__getattribute__
 _dict_getitem = dict.__getitem__
+_dict_new = dict.__new__
+_dict_update = dict.update
+_dict_items = dict.items
+_dict_setitem = dict.__setitem__
 # Per class: the names its instances answer as attributes before their keys.
 _OWN_NAMES: dict[type, frozenset[str]] = {}
+_A = TypeVar("_A", bound="AttrDict")
 
 
 def _freeze(value: Any) -> Any:
@@ -21,7 +26,7 @@ def _freeze(value: Any) -> Any:
     if kind in _SCALARS:
         return value
     if kind is dict or (isinstance(value, Mapping) and not isinstance(value, AttrDict)):
-        return AttrDict(value)
+        return _frozen(AttrDict, value)
     if kind is list:
         return FrozenList([item if type(item) in _SCALARS else _freeze(item) for item in value])
     if kind is tuple:
@@ -29,6 +34,25 @@ def _freeze(value: Any) -> Any:
         # can return tuples of dicts).
         return tuple([item if type(item) in _SCALARS else _freeze(item) for item in value])
     return value
+
+
+def _fill(target: AttrDict, data: Mapping[str, Any]) -> None:
+    # Copy, then replace only the values that need freezing: most are JSON
+    # scalars, and skipping a call per scalar halves the cost.
+    _dict_update(target, data)
+    for key, value in _dict_items(target):
+        kind = type(value)
+        if kind not in _SCALARS:
+            # A nested dict (``user``) is the usual case: built here directly.
+            _dict_setitem(target, key, _frozen(AttrDict, value) if kind is dict else _freeze(value))
+
+
+def _frozen(cls: type[_A], data: Mapping[str, Any]) -> _A:
+    """``cls(data)`` without the Python-level ``__init__`` call (one per nested
+    dict of every session built: measurable on the cold path)."""
+    target = _dict_new(cls)
+    _fill(target, data)
+    return target
 
 
 def _thaw(value: Any) -> Any:
@@ -96,13 +120,7 @@ class AttrDict(dict[str, Any]):
 
     def __init__(self, data: Mapping[str, Any] | None = None, /) -> None:
         if data:
-            # Copy, then replace only the values that need freezing: most are
-            # JSON scalars, and skipping a call per scalar halves the cost.
-            dict.__init__(self, data)
-            setitem = dict.__setitem__
-            for key, value in dict.items(self):
-                if type(value) not in _SCALARS:
-                    setitem(self, key, _freeze(value))
+            _fill(self, data)
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -200,4 +218,4 @@ def session_from_callback(
         raise TypeError(
             f"the session callback must return a dict or None, not {type(value).__name__}"
         )
-    return Session(convert(value) if convert is not None else value)
+    return _frozen(Session, convert(value) if convert is not None else value)

@@ -10,17 +10,24 @@ from datetime import datetime, timezone
 # one second shares it, and formatting is most of iso_ms's cost. One tuple,
 # replaced whole, so threads never see a second paired with another's text.
 _last_second: tuple[int, str] = (0, "1970-01-01T00:00:00")
+# The last whole result: a busy server resolves many sessions per millisecond.
+_last_milli: tuple[int, str] = (-1, "")
 
 
 def iso_ms(timestamp: float) -> str:
     """``2026-11-22T18:34:42.123Z``: UTC, milliseconds, truncated like a JS Date."""
-    global _last_second
+    global _last_second, _last_milli
     millis = int(timestamp * 1000)
+    done = _last_milli
+    if done[0] == millis:
+        return done[1]
     seconds, fraction = divmod(millis, 1000)
     last = _last_second
     if last[0] != seconds:
         last = _last_second = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)))
-    return f"{last[1]}.{fraction:03d}Z"
+    text = f"{last[1]}.{fraction:03d}Z"
+    _last_milli = (millis, text)
+    return text
 
 
 def to_datetime(timestamp: float) -> datetime:

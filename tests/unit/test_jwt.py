@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import string
 import sys
 import time
 
@@ -272,7 +273,7 @@ def test_decode_requires_salt_and_secret():
 
 
 def test_cbc_decrypt_matches_cryptography_for_every_length_and_thread() -> None:
-    """The ECB-based CBC decryption equals cryptography's CBC mode, from many threads."""
+    """The reused CBC contexts decrypt like a fresh CBC context per token, token after token, from many threads."""
     import os
     import threading
 
@@ -391,3 +392,71 @@ def test_deeply_nested_payload_raises_decode_error(kind):
     v4 = _jwe.encrypt("A256GCM", v4_key(SECRET), {"alg": "dir", "enc": "A256GCM"}, DEEP_PAYLOADS[kind])
     with pytest.raises(JWTDecodeError, match="payload is"):
         jwt_v4.decode(v4, SECRET)
+
+
+JSON_TEXTS = [
+    '{"a":1}',
+    '{"a":1}  \n\t\r',
+    ' \n{"a":[1,2,{"b":null}]}',
+    "\ufeff{}",
+    "\ufeff \t{}",
+    '{"a":1}x',
+    '{"a":1} {"b":2}',
+    '{"a":1}\u00a0',  # not JSON whitespace: JSON.parse refuses it
+    '{"a":',
+    '{"a":1,}',
+    "{'a':1}",
+    '{"a":NaN}',
+    '{"a":"\\ud800"}',
+    '{"a":1}\x00',
+    "",
+    "   ",
+    "[1]",
+    '"{}"',
+    "\ufeff\ufeff{}",
+]
+
+
+@pytest.mark.parametrize("text", JSON_TEXTS)
+def test_loads_object_parses_exactly_what_json_loads_does(text):
+    """The payload parser skips json.loads's Python layers: it must accept and
+    refuse the same texts (after the BOM and the must-be-an-object rules)."""
+    body = text[1:] if text.startswith("\ufeff") else text
+    try:
+        expected = json.loads(body)
+    except ValueError:
+        expected = None
+    if not body.lstrip(" \t\n\r").startswith("{") or not isinstance(expected, dict):
+        expected = None
+    if expected is None:
+        with pytest.raises(JWTDecodeError, match="payload is"):
+            _jwe.loads_object(text, "payload")
+    else:
+        assert _jwe.loads_object(text, "payload") == expected
+
+
+def test_b64url_decode_fast_path_agrees_with_the_checked_one():
+    """Every string gets the same bytes or the same refusal from the one-call
+    strict decode as from the alphabet-checked one it short-cuts."""
+    import random
+
+    rng = random.Random(20261129)
+    alphabet = string.ascii_letters + string.digits + "-_"
+    odd = "=+/ .!\n\u00e9\ud800"
+
+    def outcome(decode, text):
+        try:
+            return decode(text)
+        except JWTDecodeError as exc:
+            return ("refused", exc.reason)
+
+    texts = ["", "A", "AA", "AAA", "AAAA", "-_-_", "AA==", "A+/A", "QUJD\n"]
+    for _ in range(20_000):
+        length = rng.randrange(0, 40)
+        chars = [rng.choice(alphabet) for _ in range(length)]
+        if rng.random() < 0.3 and length:
+            chars[rng.randrange(length)] = rng.choice(odd)
+        texts.append("".join(chars))
+    for text in texts:
+        assert outcome(_jwe.b64url_decode, text) == outcome(_jwe._b64url_decode_checked, text), text
+    assert _jwe.b64url_decode("-_8") == b"\xfb\xff"

@@ -593,6 +593,7 @@ def test_sign_in_clears_chunks_and_whole_cookies_it_no_longer_uses() -> None:
         lambda token, session: {**session, "sub": token["sub"]},
         lambda session, token, extra="kept": {**session, "sub": token["sub"], "extra": extra},
         lambda session, *, token: {**session, "sub": token["sub"]},
+        lambda *, session, token: {**session, "sub": token["sub"]},
         lambda **kw: {**kw["session"], "sub": kw["token"]["sub"]},
     ],
 )

@@ -182,3 +182,25 @@ def test_attribute_reads_keys_after_the_dicts_own_names() -> None:
         _ = session.user.nope
     assert getattr(session, "nope", None) is None
     assert not hasattr(session, "__dict__")
+
+
+def test_iso_ms_matches_javascript_toisostring_through_its_memos():
+    """iso_ms remembers the last second and the last millisecond: every call,
+    repeated, neighbouring or going back in time, must still format its own
+    timestamp (truncated to the millisecond, like a JS Date)."""
+    from datetime import datetime, timezone
+
+    from authsession._time import iso_ms
+
+    def expected(ts: float) -> str:
+        millis = int(ts * 1000)
+        moment = datetime.fromtimestamp(millis // 1000, tz=timezone.utc)
+        return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{millis % 1000:03d}Z"
+
+    base = 1_795_000_000.0
+    stamps = [base, base, base + 0.0004, base + 0.001, base + 0.999, base + 1.0, base, base - 86400.5]
+    stamps += [base + i * 0.0007 for i in range(3000)]
+    for ts in stamps:
+        assert iso_ms(ts) == expected(ts), ts
+    assert iso_ms(0.0) == "1970-01-01T00:00:00.000Z"
+    assert iso_ms(1.2345) == "1970-01-01T00:00:01.234Z"

@@ -27,6 +27,11 @@ __all__ = [
 
 Secret = str | Sequence[str]
 
+# (header, salt, secrets) -> (enc, key) for decode_with; bounded like the
+# header cache, so endless distinct headers cost no memory.
+_PICKED: dict[tuple[str, str, tuple[str, ...]], tuple[str, bytes]] = {}
+_PICKED_MAX = 64
+
 
 def encode(
     token: Mapping[str, Any], secret: Secret, salt: str, max_age: int = DEFAULT_MAX_AGE
@@ -52,11 +57,22 @@ def decode_with(token: str, secrets: tuple[str, ...], salt: str) -> dict[str, An
         raise JWTDecodeError("empty token")
     if len(token) > MAX_TOKEN_CHARS:
         raise JWTDecodeError(f"token longer than {MAX_TOKEN_CHARS} characters")
-    header_b64, _, iv, ciphertext, tag = _jwe.split(token)
-    header = _jwe.parse_header(header_b64)
-    enc: str = header["enc"]
-    key = v5_ring(secrets, salt, enc).select(header.get("kid"))
-    return parse_claims(_jwe.decrypt(enc, key, header_b64, iv, ciphertext, tag))
+    parts = token.split(".")
+    if len(parts) != 5 or parts[1]:
+        _jwe.split(token)  # raises with the reason
+    header_b64, _, iv, ciphertext, tag = parts
+    # Every token one key wrote has the same header, so its (enc, key) pick
+    # is remembered; only picks that succeeded are, and only a few of them.
+    memo = (header_b64, salt, secrets)
+    picked = _PICKED.get(memo)
+    if picked is None:
+        header = _jwe.parse_header(header_b64)
+        enc: str = header["enc"]
+        picked = (enc, v5_ring(secrets, salt, enc).select(header.get("kid")))
+        if len(_PICKED) >= _PICKED_MAX:
+            _PICKED.clear()
+        _PICKED[memo] = picked
+    return parse_claims(_jwe.decrypt(picked[0], picked[1], header_b64, iv, ciphertext, tag))
 
 
 def thumbprint(secret: str, salt: str) -> str:

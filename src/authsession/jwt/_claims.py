@@ -22,10 +22,6 @@ MAX_TOKEN_CHARS = 64 * 1024
 _NUMBERS = frozenset({int, float})
 
 
-def _is_number(value: object) -> bool:
-    return type(value) in _NUMBERS
-
-
 def parse_claims(plaintext: bytes, now: float | None = None) -> dict[str, Any]:
     try:
         # jose reads the payload as strict UTF-8 (a leading BOM dropped) before
@@ -44,12 +40,12 @@ def parse_claims(plaintext: bytes, now: float | None = None) -> dict[str, Any]:
             raise JWTDecodeError("token expired")
     nbf = claims.get("nbf")
     if nbf is not None:
-        if not _is_number(nbf):
+        if type(nbf) not in _NUMBERS:
             raise JWTDecodeError("'nbf' claim is not a number")
         if nbf > now + CLOCK_TOLERANCE:
             raise JWTDecodeError("token not yet valid ('nbf' in the future)")
     iat = claims.get("iat")
-    if iat is not None and not _is_number(iat):
+    if iat is not None and type(iat) not in _NUMBERS:
         raise JWTDecodeError("'iat' claim is not a number")
     return claims
 
