@@ -24,7 +24,10 @@ Variants (the same app underneath, cookie sent on every request):
 - eager + read:    middleware resolves before the app, the app reads the
                    session with get_server_session() (a cache hit after the
                    first request) and puts the user's name in the body;
-- lazy, no read:   lazy=True and a route that never asks for the session.
+- lazy, no read:   lazy=True and a route that never asks for the session;
+- bare again:      the bare app in a second process, measured like the
+                   others: the spread of its ratio is the noise floor a
+                   variant's ratio must be read against.
 
 Targets (issue 3): eager + read >= 0.90x bare, lazy no-read >= 0.97x bare.
 Needs `wrk` (Debian/Ubuntu: apt install wrk); prints how to get it if absent.
@@ -121,7 +124,7 @@ else:
                                   ("Content-Length", str(len(body)))])
         return [body]
 
-if mode != "bare":
+if mode not in ("bare", "control"):
     app = AuthSessionMiddleware(app, lazy=(mode == "lazy"))
 
 if proto in ("asgi", "starlette"):
@@ -133,7 +136,14 @@ else:
     waitress.serve(app, host="127.0.0.1", port=port, threads=4, _quiet=True)
 """
 
-VARIANTS = [("bare", "bare"), ("eager", "eager + read"), ("lazy", "lazy, no read")]
+VARIANTS = [
+    ("bare", "bare"),
+    # The bare app again, in its own process: its ratio to bare is the
+    # benchmark's noise floor (no code differs), printed beside the others.
+    ("control", "bare again (control)"),
+    ("eager", "eager + read"),
+    ("lazy", "lazy, no read"),
+]
 APPS = [
     ("asgi", "uvicorn, raw ASGI"),
     ("starlette", "uvicorn, Starlette"),

@@ -460,3 +460,29 @@ def test_b64url_decode_fast_path_agrees_with_the_checked_one():
     for text in texts:
         assert outcome(_jwe.b64url_decode, text) == outcome(_jwe._b64url_decode_checked, text), text
     assert _jwe.b64url_decode("-_8") == b"\xfb\xff"
+
+
+@pytest.mark.parametrize("last", [0, 17, 255, 3])
+def test_authenticated_payload_with_bad_padding_is_refused(last):
+    """A ciphertext with a valid tag but broken PKCS#7 padding (a buggy
+    encoder holding the key) is refused with a reason, not sliced blindly."""
+    import hmac
+    import os
+
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    key, kid = v5_key(SECRET, SALT, "A256CBC-HS512")
+    header_b64 = b64(json.dumps({"alg": "dir", "enc": "A256CBC-HS512", "kid": kid}).encode())
+    plaintext = json.dumps(USER).encode()
+    padded = plaintext + b"\x00" * (-len(plaintext) % 16 or 16)
+    # The last byte says `last`; for 3, the two bytes before it disagree.
+    padded = padded[:-1] + bytes([last])
+    aad = header_b64.encode()
+    iv = os.urandom(16)
+    encryptor = Cipher(algorithms.AES(key[32:]), modes.CBC(iv)).encryptor()
+    ciphertext = encryptor.update(padded) + encryptor.finalize()
+    al = (len(aad) * 8).to_bytes(8, "big")
+    tag = hmac.new(key[:32], aad + iv + ciphertext + al, hashlib.sha512).digest()[:32]
+    token = ".".join((header_b64, "", b64(iv), b64(ciphertext), b64(tag)))
+    with pytest.raises(JWTDecodeError, match="invalid padding"):
+        jwt.decode(token, SECRET, SALT)

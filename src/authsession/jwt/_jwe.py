@@ -50,6 +50,8 @@ _scan_json: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once
 
 _B64URL_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 _TO_STANDARD = bytes.maketrans(b"-_", b"+/")
+# PKCS#7 padding of each length, indexed by that length.
+_PADDINGS = [bytes([n]) * n for n in range(17)]
 # Indexed by len % 4; a length of 1 mod 4 gets "===", which binascii refuses.
 _PADDING = (b"", b"===", b"==", b"=")
 
@@ -213,7 +215,7 @@ def decrypt(enc: str, key: bytes, header_b64: str, iv_b64: str, ct_b64: str, tag
         pad = padded[-1]
         # The tag already proved the ciphertext is ours, so a bad pad means a
         # buggy encoder rather than an attack; still refuse it.
-        if not 1 <= pad <= 16 or padded[-pad:] != bytes([pad]) * pad:
+        if not 1 <= pad <= 16 or padded[-pad:] != _PADDINGS[pad]:
             raise JWTDecodeError("invalid padding")
         return padded[:-pad]
     if len(iv) != 12 or len(tag) != 16:
