@@ -11,7 +11,8 @@ from datetime import datetime, timezone
 # replaced whole, so threads never see a second paired with another's text.
 _last_second: tuple[int, str] = (0, "1970-01-01T00:00:00")
 # The last whole result: a busy server resolves many sessions per millisecond.
-_last_milli: tuple[int, str] = (-1, "")
+# None until the first call (any int is a real millisecond, -1 included).
+_last_milli: tuple[int | None, str] = (None, "")
 
 
 def iso_ms(timestamp: float) -> str:

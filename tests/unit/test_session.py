@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import pickle
+import sys
 
 import pytest
 from tests.conftest import SECRET
@@ -203,4 +204,15 @@ def test_iso_ms_matches_javascript_toisostring_through_its_memos():
     for ts in stamps:
         assert iso_ms(ts) == expected(ts), ts
     assert iso_ms(0.0) == "1970-01-01T00:00:00.000Z"
+    assert iso_ms(-0.001) == "1969-12-31T23:59:59.999Z"  # the millisecond before the epoch
     assert iso_ms(1.2345) == "1970-01-01T00:00:01.234Z"
+
+
+def test_iso_ms_first_call_in_a_fresh_process_formats_any_millisecond():
+    """The memo's starting value must not pass for a real millisecond (it once
+    made the first iso_ms(-0.001) of a process return "")."""
+    import subprocess
+
+    code = "from authsession._time import iso_ms; print(iso_ms(-0.001))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "1969-12-31T23:59:59.999Z"
