@@ -188,11 +188,13 @@ def _view_from_dict(source: dict[Any, Any]) -> RequestView:
     # Plain dicts are the commonest direct input (cookie mappings, scopes,
     # environs, headers): sorted out by their keys without ABC checks. A key
     # naming a session token only ever appears in a cookie mapping.
-    cookies = {
-        name: value
-        for name, value in source.items()
-        if type(name) is str and _MARKER in name and type(value) is str
-    }  # session_cookies_from_mapping, inlined: this is the hot path of direct calls
+    # session_cookies_from_mapping, inlined (this is the hot path of direct
+    # calls) and as a plain loop: a comprehension is a function call of its
+    # own before Python 3.12.
+    cookies: dict[str, str] = {}
+    for name, value in source.items():
+        if type(name) is str and _MARKER in name and type(value) is str:
+            cookies[name] = value
     if cookies:
         return RequestView(cookies)
     if _is_scope(source):

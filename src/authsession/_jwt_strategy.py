@@ -116,8 +116,12 @@ class JwtStrategy:
                 built = yield built
         session = session_from_callback(built)
         writes: tuple[CookieWrite, ...] = ()
-        if found.spec is not None and self._refresh_due(token, now):
-            writes = tuple(self.cookie_writes(token, spec, now, found.names))
+        if found.spec is not None:  # a cookie (a Bearer token is not written back)
+            # Re-issued once `update_age` old; a token without a plain-number
+            # `iat` (absent, or a bool) at once.
+            iat: Any = token.get("iat")
+            if type(iat) not in _NUMBERS or now - iat >= self.update_age:
+                writes = tuple(self.cookie_writes(token, spec, now, found.names))
         # The cache bounds an entry by the session's expiry; tell it when
         # that is unless the session callback chose another `expires`.
         if session is None or _dict_get(session, "expires") is not expires:
@@ -171,12 +175,6 @@ class JwtStrategy:
                 )
             )
         return session_from_callback(session)
-
-    def _refresh_due(self, token: Mapping[str, Any], now: float) -> bool:
-        iat: Any = token.get("iat")
-        if type(iat) not in _NUMBERS:  # absent, or not a plain number (bool included)
-            return True
-        return bool(now - iat >= self.update_age)
 
     # -- writing -------------------------------------------------------------
 
