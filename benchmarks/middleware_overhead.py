@@ -231,7 +231,18 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--apps",
+        default=",".join(proto for proto, _ in APPS),
+        help="comma-separated subset of " + ", ".join(proto for proto, _ in APPS),
+    )
+    parser.add_argument(
+        "--output", type=Path, default=RESULTS, help="markdown file to write (default: results/)"
+    )
     args = parser.parse_args()
+    apps = [(proto, label) for proto, label in APPS if proto in args.apps.split(",")]
+    if not apps:
+        parser.error(f"--apps: none of {args.apps!r} is an app here")
     if args.quick:
         args.seconds, args.rounds = 1, 2
     if not shutil.which("wrk"):
@@ -246,7 +257,7 @@ def main() -> int:
         "authjs.session-token",
     )
     rps: dict[tuple[str, str], list[float]] = {
-        (proto, mode): [] for proto, _ in APPS for mode, _ in VARIANTS
+        (proto, mode): [] for proto, _ in apps for mode, _ in VARIANTS
     }
     gc_rate: dict[tuple[str, str], list[float]] = {key: [] for key in rps}
     order = list(rps)
@@ -276,7 +287,7 @@ def main() -> int:
         "| IQR of ratios | target | result | GC runs per 1,000 requests |",
         "|---|---|---:|---:|---:|---:|---|---:|",
     ]
-    for proto, label in APPS:
+    for proto, label in apps:
         bare = rps[proto, "bare"]
         for mode, variant in VARIANTS:
             ratios = [value / base for value, base in zip(rps[proto, mode], bare, strict=True)]
@@ -303,7 +314,7 @@ def main() -> int:
     print(table)
     print(versions)
     write_markdown(
-        RESULTS,
+        args.output,
         "Middleware overhead",
         ["`python benchmarks/middleware_overhead.py`", table, versions],
     )

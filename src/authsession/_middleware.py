@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import fields
 from typing import Any, Literal, TypeAlias
 
+from . import _api
 from ._api import current_runtime, runtime_for
 from ._config import AuthConfig
 from ._errors import AuthRuntimeNotConfigured, ConfigurationError
@@ -185,17 +186,19 @@ def _enter(
     store: MutableMapping[str, Any], runtime: AuthRuntime, write: bool
 ) -> PendingCookies | None:
     """Mark the request as this runtime's; returns the sink for its cookies (if written)."""
-    if store.get(RUNTIME_KEY) is not runtime:
+    if SCOPE_KEY in store and store.get(RUNTIME_KEY) is not runtime:
         # An outer middleware with another runtime resolved under its own
         # rules (a mounted sub-app shares the scope): not ours to reuse.
-        store.pop(SCOPE_KEY, None)
+        del store[SCOPE_KEY]
     store[RUNTIME_KEY] = runtime
     if not write:
         # No sink: the runtime's helpers then say there is nowhere to write,
         # instead of succeeding with cookies nobody sends.
-        store.pop(PENDING_KEY, None)
+        if PENDING_KEY in store:
+            del store[PENDING_KEY]
         return None
     pending = PendingCookies()
+    pending.sent = False
     store[PENDING_KEY] = pending
     return pending
 
@@ -233,9 +236,12 @@ def _sender(send: Send, pending: PendingCookies) -> Send:
     # its own: one frame less for every message of every response. Not kept
     # in the scope (the sink is), so no scope -> send -> scope cycle.
     def send_with_cookies(message: Message) -> Awaitable[None]:
-        if not pending.sent and message["type"] in _STARTS:
-            pending.sent = True  # later writes cannot reach this client
-            if pending:
+        if not pending.sent:
+            # The first message starts the response (ASGI allows nothing
+            # else first; a websocket's close before accept is a denial):
+            # later writes cannot reach this client.
+            pending.sent = True
+            if pending and message["type"] in _STARTS:
                 _add_cookies(message, pending)
         return send(message)
 
@@ -248,7 +254,7 @@ class AsgiAuthSessionMiddleware(AuthSessionMiddleware):
         if kind != "http" and kind != "websocket":  # lifespan and the rest: untouched
             await self.app(scope, receive, send)
             return
-        runtime = self._runtime or self.runtime  # fails loudly when unconfigured
+        runtime = self._runtime or _api._default or self.runtime  # fails loudly when unconfigured
         sink = _enter(scope, runtime, self.write_cookies)
         if sink is not None:
             send = _sender(send, sink)
@@ -282,14 +288,18 @@ class AsgiAuthSessionMiddleware(AuthSessionMiddleware):
         try:
             await self.app(scope, receive, send)
         finally:
-            leave_request(held, token, runtime)  # copies of this context outlive the request
+            if SCOPE_KEY in scope:
+                leave_request(held, token, runtime)  # copies of this context outlive the request
+            else:  # nothing read: leave_request's short branch, without the call
+                held.clear()
+                current_request.reset(token)
 
 
 class WsgiAuthSessionMiddleware(AuthSessionMiddleware):
     def __call__(
         self, environ: MutableMapping[str, Any], start_response: StartResponse
     ) -> Iterable[bytes]:
-        runtime = self._runtime or self.runtime  # fails loudly when unconfigured
+        runtime = self._runtime or _api._default or self.runtime  # fails loudly when unconfigured
         sink = _enter(environ, runtime, self.write_cookies)
         if sink is not None:
             start_response = _starter(start_response, sink)

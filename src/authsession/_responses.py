@@ -26,9 +26,19 @@ class PendingCookies(dict[str, str]):
     later writes cannot reach the client and are reported instead of lost.
     """
 
-    # A class default rather than an __init__: one sink is made per request,
-    # and dict's own constructor is several times cheaper than a Python one.
-    sent = False
+    # A slot, set by whoever makes the sink (the middleware, once per
+    # request), rather than an __init__ (dict's own constructor is several
+    # times cheaper than a Python one) or a class default (the first
+    # assignment would give every sink an instance dict of its own).
+    __slots__ = ("sent",)
+    sent: bool
+
+    def __getattr__(self, name: str) -> bool:
+        # Only reached while the slot is unset: a sink made without setting
+        # it has not been sent.
+        if name == "sent":
+            return False
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def add(self, writes: Iterable[CookieWrite]) -> None:
         for w in writes:

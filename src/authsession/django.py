@@ -181,6 +181,7 @@ class _CookieSink(PendingCookies):
 
     def __init__(self) -> None:
         super().__init__()
+        self.sent = False
         self.writes: dict[str, CookieWrite] = {}
 
     def add(self, writes: Iterable[CookieWrite]) -> None:

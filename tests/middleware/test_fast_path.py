@@ -253,3 +253,18 @@ async def test_nested_middlewares_keep_nothing_another_runtime_answered() -> Non
 
     await call(AuthSessionMiddleware(outer_app, outer_rt), http_scope(f"{NAME}={token()}"))
     assert copies[0].run(request_in_progress) is None
+
+
+def test_cookie_sink_is_unsent_until_marked_and_carries_no_instance_dict():
+    """One sink is made per request: marking it sent must not allocate an
+    instance dict (a slot), and a sink nobody marked reads as not sent."""
+    from authsession._responses import PendingCookies
+
+    sink = PendingCookies()
+    assert sink.sent is False
+    assert "unsent" not in repr(sink) and "sent=False" in repr(sink)
+    sink.sent = True
+    assert sink.sent is True
+    assert not hasattr(sink, "__dict__")
+    with pytest.raises(AttributeError):
+        sink.other = 1  # type: ignore[attr-defined]
