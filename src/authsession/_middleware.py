@@ -321,7 +321,11 @@ class WsgiAuthSessionMiddleware(AuthSessionMiddleware):
         try:
             body = self.app(environ, start_response)
         finally:
-            leave_request(held, token, runtime)
+            if SCOPE_KEY in environ:
+                leave_request(held, token, runtime)
+            else:  # nothing read: leave_request's short branch, without the call
+                held.clear()
+                current_request.reset(token)
         if type(body) is list or type(body) is tuple:
             return body
         # A lazy body (a generator, Flask's streamed responses) runs while the
