@@ -371,14 +371,22 @@ class _InRequest:
         return self
 
     def __next__(self) -> bytes:
-        held: Held = [self._view]
+        view = self._view
+        held: Held = [view]
         token = current_request.set(held)
         try:
-            if self._iterator is None:
-                self._iterator = iter(self._body)
-            return next(self._iterator)  # type: ignore[no-any-return]
+            iterator = self._iterator
+            if iterator is None:
+                iterator = self._iterator = iter(self._body)
+            return next(iterator)  # type: ignore[no-any-return]
         finally:
-            leave_request(held, token, self._runtime)
+            # Once per body item (and once more at its end): the shells'
+            # shortcut for a request that read nothing applies here too.
+            if SCOPE_KEY in view:
+                leave_request(held, token, self._runtime)
+            else:
+                held.clear()
+                current_request.reset(token)
 
     def close(self) -> None:
         close = getattr(self._body, "close", None)
