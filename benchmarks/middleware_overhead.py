@@ -1,6 +1,7 @@
 """Throughput of a hello-world app, bare versus wrapped in AuthSessionMiddleware.
 
     python benchmarks/middleware_overhead.py [--quick] [--seconds S] [--rounds R]
+        [--apps asgi,starlette,wsgi,flask] [--output FILE]
 
 Apps: a raw ASGI callable and a Starlette app on uvicorn (h11, asyncio
 loop); a raw WSGI callable and a Flask app on waitress (4 threads). One
