@@ -237,12 +237,15 @@ def _sender(send: Send, pending: PendingCookies) -> Send:
     # in the scope (the sink is), so no scope -> send -> scope cycle.
     def send_with_cookies(message: Message) -> Awaitable[None]:
         if not pending.sent:
-            # The first message starts the response (ASGI allows nothing
-            # else first; a websocket's close before accept is a denial):
-            # later writes cannot reach this client.
-            pending.sent = True
-            if pending and message["type"] in _STARTS:
-                _add_cookies(message, pending)
+            # Not simply the first message: early hints and Starlette's
+            # http.response.debug may come before the start.
+            kind = message["type"]
+            if kind in _STARTS:
+                pending.sent = True  # later writes cannot reach this client
+                if pending:
+                    _add_cookies(message, pending)
+            elif kind == "websocket.close":  # closed before accept: nor can they
+                pending.sent = True
         return send(message)
 
     return send_with_cookies

@@ -268,3 +268,39 @@ def test_cookie_sink_is_unsent_until_marked_and_carries_no_instance_dict():
     assert not hasattr(sink, "__dict__")
     with pytest.raises(AttributeError):
         sink.other = 1  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("early", ["http.response.early_hint", "http.response.debug"])
+async def test_cookies_wait_for_the_start_message_past_earlier_messages(early: str) -> None:
+    """Early hints (Hypercorn, uvicorn's HTTP/2) and Starlette's TestClient
+    debug message come before http.response.start: a sign-in's cookie must
+    still go on the start message (review: it was dropped when the first
+    message of any kind marked the response started)."""
+    rt = cached_runtime()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await rt.sign_in({"id": "1", "name": "Ada"})
+        await send({"type": early, "links": [b"</app.css>; rel=preload"]})
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    sent = await call(AuthSessionMiddleware(app, rt), http_scope())
+    assert sent[0]["type"] == early and "headers" not in sent[0]
+    written = [v.decode() for k, v in sent[1]["headers"] if k == b"set-cookie"]
+    assert len(written) == 1 and written[0].startswith(f"{NAME}=")
+
+
+async def test_websocket_closed_before_accept_reports_later_writes(caplog: Any) -> None:
+    """A websocket closed before accept has no response left to carry a
+    cookie: a write after the close is reported, not queued in silence."""
+    rt = cached_runtime()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "websocket.close", "code": 1008})
+        await rt.sign_in({"id": "1", "name": "Ada"})
+
+    scope = http_scope(type="websocket", scheme="ws")
+    with caplog.at_level("WARNING", logger="authsession"):
+        sent = await call(AuthSessionMiddleware(app, rt), scope)
+    assert [m["type"] for m in sent] == ["websocket.close"]
+    assert "already started" in caplog.text and NAME in caplog.text
