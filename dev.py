@@ -4,7 +4,7 @@
     python3 dev.py demo      # set up .venv, serve the demo (SQLite sessions) on http://127.0.0.1:8000
     python3 dev.py example   # set up .venv, serve the Starlette example app on http://127.0.0.1:8000
     python3 dev.py test      # set up .venv (and the npm packages), run the whole test suite
-    python3 dev.py lint      # ruff and mypy --strict on src/
+    python3 dev.py lint      # ruff check, ruff format --check, mypy --strict on src/
     python3 dev.py bench     # run every benchmark, tables into benchmarks/results/
 
 Set-up is idempotent: the virtual environment in .venv is (re)installed only
@@ -37,7 +37,7 @@ def run(*cmd: object, cwd: Path = ROOT) -> int:
 
 
 def setup() -> None:
-    if sys.version_info < (3, 10):
+    if sys.version_info < (3, 10):  # noqa: UP036 - dev.py runs under any python3, to say why not
         sys.exit(f"authsession needs Python 3.10 or newer; this is {sys.version.split()[0]}")
     digest = hashlib.sha256()
     for name in ("pyproject.toml", "constraints.txt"):
@@ -63,8 +63,11 @@ def main(argv: list[str]) -> int:
     if command == "test":
         return run(PY, "-m", "pytest", *rest)
     if command == "lint":
-        return run(BIN / "ruff", "check", "src", "tests", "benchmarks", "examples") or run(
-            BIN / "mypy", "--strict", "src"
+        paths = ("src", "tests", "benchmarks", "examples", "dev.py")
+        return (
+            run(BIN / "ruff", "check", *paths)
+            or run(BIN / "ruff", "format", "--check", *paths)
+            or run(BIN / "mypy", "--strict", "src")
         )
     if command == "bench":
         status = 0

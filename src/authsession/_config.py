@@ -102,9 +102,7 @@ class AuthConfig:
         if self.strategy == "database":
             _check_adapter(self.adapter)
         if not isinstance(self.hash_tokens, bool):
-            raise ConfigurationError(
-                f"hash_tokens must be True or False, got {self.hash_tokens!r}"
-            )
+            raise ConfigurationError(f"hash_tokens must be True or False, got {self.hash_tokens!r}")
         if not isinstance(self.allow_dangerous_email_account_linking, bool):
             raise ConfigurationError(
                 "allow_dangerous_email_account_linking must be True or False, got "

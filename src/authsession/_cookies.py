@@ -350,9 +350,7 @@ def cookie_family(name: str) -> str:
     return head if dot and head and index.isdigit() else name
 
 
-def session_cookie_names(
-    cookies: Iterable[str], candidates: Iterable[CookieName]
-) -> list[str]:
+def session_cookie_names(cookies: Iterable[str], candidates: Iterable[CookieName]) -> list[str]:
     """Every cookie (whole or chunk) of any candidate session cookie name."""
     wanted = {spec.name for spec in candidates}
     return [name for name in cookies if cookie_family(name) in wanted]

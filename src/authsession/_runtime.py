@@ -125,9 +125,7 @@ class AuthRuntime:
         pending = store.get(PENDING_KEY) if store is not None else None
         return pending if isinstance(pending, PendingCookies) else None
 
-    def _replace_cookies(
-        self, view: RequestView, response: Any, writes: list[CookieWrite]
-    ) -> None:
+    def _replace_cookies(self, view: RequestView, response: Any, writes: list[CookieWrite]) -> None:
         """Write a new decision about the session cookie (sign-in, sign-out, update).
 
         Every session cookie the request carries that ``writes`` do not replace
@@ -403,9 +401,7 @@ class AuthRuntime:
         for found in found_all:
             self.invalidation.revoke(found)  # here and, with a bus, in every process
         self._keep(view, None)
-        names = session_cookie_names(view.cookies, self.candidates) or [
-            self._write_name(view).name
-        ]
+        names = session_cookie_names(view.cookies, self.candidates) or [self._write_name(view).name]
         self._replace_cookies(view, response, clear_cookies(names))
 
     async def update_session(self, input: Any, data: Any, response: Any = None) -> Session | None:

@@ -185,9 +185,7 @@ class SessionActions:
 
     async def update(self, data: Any, response: Any = None) -> Session | None:
         """Auth.js ``update(data)``: the callbacks run with ``trigger="update"``."""
-        return await _integration.update_session(
-            self.connection.scope, data, self._sink(response)
-        )
+        return await _integration.update_session(self.connection.scope, data, self._sink(response))
 
 
 def session_actions(connection: HTTPConnection, response: Response) -> SessionActions:

@@ -188,6 +188,4 @@ def denial_response(
         # RFC 9110: a 401 names how to authenticate; the session cookie (or a
         # Bearer token carrying it) is the scheme here.
         headers = (("www-authenticate", 'Bearer realm="authsession"'),)
-    return DenialResponse(
-        denial.status, headers, {"error": denial.error, "message": denial.reason}
-    )
+    return DenialResponse(denial.status, headers, {"error": denial.error, "message": denial.reason})

@@ -228,9 +228,7 @@ async def sign_out(conn: HTTPConnection, response: Any = None) -> None:
     await _integration.sign_out(conn.scope, response)
 
 
-async def update_session(
-    conn: HTTPConnection, data: Any, response: Any = None
-) -> Session | None:
+async def update_session(conn: HTTPConnection, data: Any, response: Any = None) -> Session | None:
     """Auth.js ``update(data)``: the session callbacks run with ``trigger="update"``."""
     return await _integration.update_session(conn.scope, data, response)
 

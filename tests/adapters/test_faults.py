@@ -299,7 +299,9 @@ async def test_a_malformed_dsn_once_leaked_its_password_into_warnings(
 
     caplog.set_level(logging.DEBUG)
     try:
-        adapter = PostgresAdapter("postgresql://postgres:S3CRET%zz@127.0.0.1:5432/test", timeout=0.5)
+        adapter = PostgresAdapter(
+            "postgresql://postgres:S3CRET%zz@127.0.0.1:5432/test", timeout=0.5
+        )
     except ConfigurationError:
         pass
     else:  # before the fix: constructed, then every connection attempt logged the DSN

@@ -357,8 +357,7 @@ def test_a_database_sign_out_drops_the_session_everywhere_without_a_denial(redis
     adapter = MemoryAdapter()  # one database shared by both "processes"
     cache = {"bus": redis_url, "bus_channel": channel, "ttl": 3600}
     a, b = (
-        AuthRuntime(AuthConfig(strategy="database", adapter=adapter, cache=cache))
-        for _ in range(2)
+        AuthRuntime(AuthConfig(strategy="database", adapter=adapter, cache=cache)) for _ in range(2)
     )
     client = redis.Redis.from_url(redis_url)
     try:

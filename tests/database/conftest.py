@@ -130,8 +130,14 @@ def make_runtime(adapter: Any) -> RuntimeFactory:
     return factory
 
 
-def seed(adapter: Any, *, age: float = 0.0, token: str | None = None, user: dict | None = None,
-         expires: datetime | None = None) -> tuple[str, dict[str, Any]]:
+def seed(
+    adapter: Any,
+    *,
+    age: float = 0.0,
+    token: str | None = None,
+    user: dict | None = None,
+    expires: datetime | None = None,
+) -> tuple[str, dict[str, Any]]:
     """A stored user and a session row ``age`` seconds old; returns (token, user)."""
     stored = run_sync(adapter.create_user(dict(user or USER)))
     token = token or f"tok-{time.monotonic_ns()}"

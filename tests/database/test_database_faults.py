@@ -167,8 +167,9 @@ def test_sign_out_during_an_outage_clears_cookies_and_logs(adapter, make_runtime
     response: list[tuple[str, str]] = []
     rt.sign_out_sync({COOKIE: token}, response)
     assert response and "Max-Age=0" in response[0][1]
-    assert any(r.levelno == logging.ERROR and "stays valid" in r.getMessage()
-               for r in caplog.records)
+    assert any(
+        r.levelno == logging.ERROR and "stays valid" in r.getMessage() for r in caplog.records
+    )
     assert not any(token in r.getMessage() for r in caplog.records)
 
 
@@ -311,9 +312,7 @@ async def test_threads_and_tasks_together(adapter, make_runtime):
     assert counting.calls["get_session_and_user"] == 1
 
 
-async def test_sync_sign_out_inside_async_code_does_not_wait_on_its_own_loop(
-    adapter, make_runtime
-):
+async def test_sync_sign_out_inside_async_code_does_not_wait_on_its_own_loop(adapter, make_runtime):
     gated = GatedAdapter(adapter)
     rt = make_runtime(adapter=gated)
     token, _ = seed(adapter)

@@ -208,8 +208,12 @@ def test_null_fields_match(authjs, store):
 def test_a_session_callback_reads_the_same(authjs_user_id, store):
     def session_cb(session, user):
         return {
-            "user": {"name": user["name"], "email": user["email"], "image": user["image"],
-                     "id": user["id"]},
+            "user": {
+                "name": user["name"],
+                "email": user["email"],
+                "image": user["image"],
+                "id": user["id"],
+            },
             "expires": session["expires"],
         }
 

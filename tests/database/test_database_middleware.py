@@ -24,8 +24,12 @@ from .conftest import COOKIE, MAX_AGE, UPDATE_AGE, USER, cookie_attrs, row, seed
 
 
 def _set_cookie(headers: Any) -> dict[str, dict[str, str]]:
-    values = headers.get_list("set-cookie") if hasattr(headers, "get_list") else (
-        headers.getlist("Set-Cookie")  # Werkzeug
+    values = (
+        headers.get_list("set-cookie")
+        if hasattr(headers, "get_list")
+        else (
+            headers.getlist("Set-Cookie")  # Werkzeug
+        )
     )
     return {h.split("=", 1)[0]: cookie_attrs(h) for h in values}
 

@@ -133,8 +133,10 @@ def make_adapter(kind: str, request: pytest.FixtureRequest, port: int | None = N
 
 
 def upstream(kind: str, request: pytest.FixtureRequest) -> tuple[str, int]:
-    url = request.getfixturevalue("pg_schema")[0] if kind == "postgres" else (
-        request.getfixturevalue("redis_prefix")[0]
+    url = (
+        request.getfixturevalue("pg_schema")[0]
+        if kind == "postgres"
+        else (request.getfixturevalue("redis_prefix")[0])
     )
     parts = urlsplit(url)
     return parts.hostname or "127.0.0.1", parts.port or (5432 if kind == "postgres" else 6379)
@@ -164,15 +166,20 @@ def test_full_flow_on_a_real_store(kind: str, request: pytest.FixtureRequest, tm
         assert asyncio.run(read()).user.email == USER["email"]
         assert asyncio.run(read()).user.email == USER["email"]
         with ThreadPoolExecutor(6) as pool:
-            assert all(s.user.email == USER["email"] for s in
-                       pool.map(lambda _: rt.get_session_sync({COOKIE: token}), range(30)))
+            assert all(
+                s.user.email == USER["email"]
+                for s in pool.map(lambda _: rt.get_session_sync({COOKIE: token}), range(30))
+            )
 
         # A due session slides on the real store.
         stored = row(adapter, token)
         user_id = run_sync(adapter.get_session_and_user(token))["user"]["id"]
         due = token + "-due"
-        run_sync(adapter.create_session(
-            session_token=due, user_id=user_id, expires=expires_for_age(UPDATE_AGE + 60)))
+        run_sync(
+            adapter.create_session(
+                session_token=due, user_id=user_id, expires=expires_for_age(UPDATE_AGE + 60)
+            )
+        )
         slid: list[tuple[str, str]] = []
         assert rt.get_session_sync(({COOKIE: due}, slid))
         assert row(adapter, due)["expires"].timestamp() > time.time() + MAX_AGE - 5
@@ -181,8 +188,11 @@ def test_full_flow_on_a_real_store(kind: str, request: pytest.FixtureRequest, tm
 
         # Expired rows are pruned; sign-out deletes.
         gone = token + "-gone"
-        run_sync(adapter.create_session(
-            session_token=gone, user_id=user_id, expires=expires_for_age(MAX_AGE + 60)))
+        run_sync(
+            adapter.create_session(
+                session_token=gone, user_id=user_id, expires=expires_for_age(MAX_AGE + 60)
+            )
+        )
         assert rt.get_session_sync({COOKIE: gone}) is None
         assert row(adapter, gone) is None
         asyncio.run(rt.sign_out({COOKIE: token}))
@@ -212,7 +222,9 @@ def test_outage_and_recovery_on_a_real_store(
         assert asyncio.run(rt.get_session({COOKIE: token})) is None
         assert rt.get_session_sync({COOKIE: token}) is None
         assert time.monotonic() - started < 15
-        ours = [r for r in caplog.records if r.name == "authsession" and r.levelno >= logging.WARNING]
+        ours = [
+            r for r in caplog.records if r.name == "authsession" and r.levelno >= logging.WARNING
+        ]
         assert len(ours) == 1, [r.getMessage() for r in ours]
         assert not any(token in r.getMessage() for r in caplog.records)
 
@@ -359,8 +371,9 @@ async def test_account_linking_rules_on_a_real_store(kind: str, request: pytest.
     try:
         alice = await adapter.create_user({"name": "Alice", "email": email})
         await adapter.link_account({**google, "userId": alice["id"]})
-        strict, lenient = runtime(adapter), runtime(
-            adapter, allow_dangerous_email_account_linking=True
+        strict, lenient = (
+            runtime(adapter),
+            runtime(adapter, allow_dangerous_email_account_linking=True),
         )
         with pytest.raises(AccountNotLinked):
             await strict.sign_in({"name": "Mallory", "email": email}, account=github)

@@ -192,8 +192,11 @@ def test_session_callback_receives_the_stored_user(adapter, make_runtime):
 
     def session_cb(session, user, token, trigger, new_session):
         seen.update(session=session, user=user, token=token, trigger=trigger, new=new_session)
-        return {**session, "user": {**session["user"], "id": user["id"]},
-               "verified": user["emailVerified"]}
+        return {
+            **session,
+            "user": {**session["user"], "id": user["id"]},
+            "verified": user["emailVerified"],
+        }
 
     verified = datetime(2024, 5, 1, 12, 0, 0, 123000, tzinfo=timezone.utc)
     token, stored = seed(adapter, user={**USER, "emailVerified": verified})
@@ -251,8 +254,9 @@ def test_sign_in_makes_a_new_token_every_time(adapter, make_runtime):
     # Signing in again while presenting the first token never reuses it.
     second = rt.sign_in_sync(dict(USER), [], request={COOKIE: first})
     assert first != second
-    one, two = run_sync(adapter.get_session_and_user(first)), run_sync(
-        adapter.get_session_and_user(second)
+    one, two = (
+        run_sync(adapter.get_session_and_user(first)),
+        run_sync(adapter.get_session_and_user(second)),
     )
     # The same user (found by email), two sessions.
     assert one["user"]["id"] == two["user"]["id"]

@@ -26,7 +26,16 @@ class Demo:
     def __init__(self, db: Path) -> None:
         self.port = free_port()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "authsession", "demo", "--port", str(self.port), "--db", str(db)],
+            [
+                sys.executable,
+                "-m",
+                "authsession",
+                "demo",
+                "--port",
+                str(self.port),
+                "--db",
+                str(db),
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
@@ -76,7 +85,9 @@ def test_demo_sign_in_update_restart_sign_out(db: Path) -> None:
         demo.stop()
     # The session is a row in the Auth.js schema, and survives a restart.
     with sqlite3.connect(db) as conn:
-        rows = conn.execute('SELECT "userId" FROM sessions WHERE "sessionToken" = ?', (token,)).fetchall()
+        rows = conn.execute(
+            'SELECT "userId" FROM sessions WHERE "sessionToken" = ?', (token,)
+        ).fetchall()
     assert len(rows) == 1
     demo = Demo(db)
     try:

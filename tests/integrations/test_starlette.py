@@ -152,7 +152,9 @@ def client() -> TestClient:
 # -- set-up forms ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("form", ["Middleware(AuthSessionMiddleware)", "auth_middleware", "install"])
+@pytest.mark.parametrize(
+    "form", ["Middleware(AuthSessionMiddleware)", "auth_middleware", "install"]
+)
 def test_every_setup_form_puts_the_session_in_scope(form: str) -> None:
     rt = make_runtime()
     if form == "Middleware(AuthSessionMiddleware)":
@@ -165,7 +167,11 @@ def test_every_setup_form_puts_the_session_in_scope(form: str) -> None:
     with TestClient(app) as client:
         signed = client.get("/whoami", headers=cookie()).json()
         anonymous = client.get("/whoami").json()
-    assert signed["scope"]["user"] == {"name": "Ada", "email": "ada@example.com", "image": "https://x/a.png"}
+    assert signed["scope"]["user"] == {
+        "name": "Ada",
+        "email": "ada@example.com",
+        "image": "https://x/a.png",
+    }
     assert signed["session"] == signed["scope"]
     assert anonymous == {"scope": None, "session": None}
 

@@ -297,7 +297,9 @@ async def test_write_cookies_false_leaves_the_response_alone() -> None:
 async def test_app_cookie_decision_wins_over_refresh() -> None:
     async def app(scope: Any, receive: Any, send: Any) -> None:
         header = f"{NAME}=; Path=/; Max-Age=0".encode()
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"set-cookie", header)]})
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"set-cookie", header)]}
+        )
         await send({"type": "http.response.body", "body": b""})
 
     rt, _ = runtime(update_age=0)
@@ -391,7 +393,11 @@ def test_starlette_async_and_threadpool_handlers() -> None:
         client.cookies.clear()
         anonymous = client.get("/a")
     assert a.status_code == s.status_code == 200
-    assert a.json()["user"] == {"name": "Ada", "email": "ada@example.com", "image": "https://x/a.png"}
+    assert a.json()["user"] == {
+        "name": "Ada",
+        "email": "ada@example.com",
+        "image": "https://x/a.png",
+    }
     assert s.json()["user"] == a.json()["user"]
     assert anonymous.json() is None
     assert counter.calls == 2

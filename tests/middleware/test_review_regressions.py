@@ -90,7 +90,9 @@ def test_sign_out_under_the_middleware_beats_a_refresh_that_changed_chunking() -
     def runtime_of(request: Request) -> AuthRuntime:
         return request.scope["authsession.runtime"]  # type: ignore[no-any-return]
 
-    app = AuthSessionMiddleware(Starlette(routes=[Route("/logout", logout, methods=["POST"])]), config)
+    app = AuthSessionMiddleware(
+        Starlette(routes=[Route("/logout", logout, methods=["POST"])]), config
+    )
     big = encode({"name": "alice", "scratch": "x" * 4000}, SECRET, NAME)
     cookies = {f"{NAME}.0": big[:3936], f"{NAME}.1": big[3936:]}
     client = TestClient(app)

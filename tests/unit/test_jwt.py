@@ -386,10 +386,14 @@ DEEP_PAYLOADS = {
 @pytest.mark.parametrize("kind", sorted(DEEP_PAYLOADS))
 def test_deeply_nested_payload_raises_decode_error(kind):
     v5, kid = v5_key(SECRET, SALT, "A256CBC-HS512")
-    token = _jwe.encrypt("A256CBC-HS512", v5, {"alg": "dir", "enc": "A256CBC-HS512", "kid": kid}, DEEP_PAYLOADS[kind])
+    token = _jwe.encrypt(
+        "A256CBC-HS512", v5, {"alg": "dir", "enc": "A256CBC-HS512", "kid": kid}, DEEP_PAYLOADS[kind]
+    )
     with pytest.raises(JWTDecodeError, match="payload is"):
         jwt.decode(token, SECRET, SALT)
-    v4 = _jwe.encrypt("A256GCM", v4_key(SECRET), {"alg": "dir", "enc": "A256GCM"}, DEEP_PAYLOADS[kind])
+    v4 = _jwe.encrypt(
+        "A256GCM", v4_key(SECRET), {"alg": "dir", "enc": "A256GCM"}, DEEP_PAYLOADS[kind]
+    )
     with pytest.raises(JWTDecodeError, match="payload is"):
         jwt_v4.decode(v4, SECRET)
 

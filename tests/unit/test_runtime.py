@@ -579,7 +579,9 @@ def test_sign_in_clears_chunks_and_whole_cookies_it_no_longer_uses() -> None:
     assert all("Max-Age=0" in h for h in headers[1:])
 
     sink.clear()
-    runtime.sign_in_sync({"id": "1", "name": "G" * 6000}, sink, request={NAME: "old", f"{NAME}.5": "x"})
+    runtime.sign_in_sync(
+        {"id": "1", "name": "G" * 6000}, sink, request={NAME: "old", f"{NAME}.5": "x"}
+    )
     written = [h.split("=")[0] for _, h in sink if "Max-Age=0" not in h]
     cleared = [h.split("=")[0] for _, h in sink if "Max-Age=0" in h]
     assert written == [f"{NAME}.{i}" for i in range(len(written))] and len(written) >= 2

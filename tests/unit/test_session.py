@@ -85,7 +85,9 @@ def test_frozen_lists_still_read_and_serialise_like_lists() -> None:
     mine.append("admin")
     assert type(mine) is list and roles == ["viewer", "editor"]
     assert json.dumps(session) == json.dumps(DATA)
-    assert json.dumps(session, indent=2, sort_keys=True) == json.dumps(DATA, indent=2, sort_keys=True)
+    assert json.dumps(session, indent=2, sort_keys=True) == json.dumps(
+        DATA, indent=2, sort_keys=True
+    )
 
 
 def test_to_dict_returns_plain_mutable_lists_all_the_way_down() -> None:
@@ -199,7 +201,16 @@ def test_iso_ms_matches_javascript_toisostring_through_its_memos():
         return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{millis % 1000:03d}Z"
 
     base = 1_795_000_000.0
-    stamps = [base, base, base + 0.0004, base + 0.001, base + 0.999, base + 1.0, base, base - 86400.5]
+    stamps = [
+        base,
+        base,
+        base + 0.0004,
+        base + 0.001,
+        base + 0.999,
+        base + 1.0,
+        base,
+        base - 86400.5,
+    ]
     stamps += [base + i * 0.0007 for i in range(3000)]
     for ts in stamps:
         assert iso_ms(ts) == expected(ts), ts
