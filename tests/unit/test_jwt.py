@@ -490,3 +490,23 @@ def test_authenticated_payload_with_bad_padding_is_refused(last):
     token = ".".join((header_b64, "", b64(iv), b64(ciphertext), b64(tag)))
     with pytest.raises(JWTDecodeError, match="invalid padding"):
         jwt.decode(token, SECRET, SALT)
+
+
+def test_key_pick_memo_stays_bounded_and_never_answers_for_another_secret():
+    """decode_with remembers (enc, key) per (header, salt, secrets): a process
+    decoding for many secrets keeps at most the bound, and a remembered pick
+    never lets a token decode under secrets that did not make it."""
+    from authsession.jwt import _PICKED, _PICKED_MAX, decode_with
+
+    tokens = [
+        (f"secret-{i}", jwt.encode(USER, f"secret-{i}", SALT)) for i in range(_PICKED_MAX * 2)
+    ]
+    for secret, token in tokens:
+        assert decode_with(token, (secret,), SALT)["sub"] == USER["sub"]
+        assert len(_PICKED) <= _PICKED_MAX
+    secret, token = tokens[-1]
+    decode_with(token, (secret,), SALT)  # remembered
+    with pytest.raises(JWTDecodeError, match="kid"):
+        decode_with(token, ("another secret",), SALT)
+    with pytest.raises(JWTDecodeError):
+        decode_with(token, (secret,), "__Secure-" + SALT)
