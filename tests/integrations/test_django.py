@@ -17,6 +17,7 @@ from django.utils.decorators import method_decorator
 from django.views import View
 from starlette.testclient import TestClient
 from tests.conftest import SECRET
+from tests.integrations._wsgi_support import HTML, NAME, Callbacks, token
 from werkzeug.test import Client as WsgiClient
 
 import authsession
@@ -41,37 +42,6 @@ from authsession.django import (
     sign_out,
     update_session,
 )
-
-NAME = "authjs.session-token"
-HTML = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
-
-
-def token(**claims: Any) -> str:
-    base = {"name": "Ada", "email": "ada@example.com", "sub": "1"}
-    return jwt.encode({**base, **claims}, SECRET, NAME, 3600)
-
-
-class Callbacks:
-    """Auth.js's usual RBAC callbacks, counting session resolutions."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def jwt(
-        self, token: dict[str, Any], user: Any = None, trigger: Any = None, session: Any = None
-    ) -> dict[str, Any]:
-        if user and "role" in user:
-            token["role"] = user["role"]
-        if trigger == "update" and isinstance(session, dict):
-            token.update(session)
-        return token
-
-    def session(self, session: dict[str, Any], token: dict[str, Any]) -> dict[str, Any]:
-        self.calls += 1
-        for key in ("role", "permissions"):
-            if key in token:
-                session["user"][key] = token[key]
-        return session
 
 
 def settings_with(callbacks: Callbacks | None = None, **options: Any) -> dict[str, Any]:

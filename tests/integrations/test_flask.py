@@ -8,6 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from flask import Flask, render_template_string
 from tests.conftest import SECRET
+from tests.integrations._wsgi_support import HTML, NAME, Callbacks, token
 
 import authsession
 from authsession import (
@@ -30,48 +31,17 @@ from authsession.flask import (
     update_session,
 )
 
-NAME = "authjs.session-token"
-HTML = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 TEMPLATE = "{% if current_session %}Hi {{ current_session.user.name }}{% else %}anon{% endif %}"
 
 
-def token(**claims: Any) -> str:
-    base = {"name": "Ada", "email": "ada@example.com", "sub": "1"}
-    return jwt.encode({**base, **claims}, SECRET, NAME, 3600)
-
-
-class Counting:
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def __call__(self, session: dict[str, Any], token: dict[str, Any]) -> dict[str, Any]:
-        self.calls += 1
-        # The usual RBAC pattern: carry role/permissions from the token.
-        for key in ("role", "permissions"):
-            if key in token:
-                session["user"][key] = token[key]
-        return session
-
-
-def jwt_callback(
-    token: dict[str, Any], user: Any = None, trigger: Any = None, session: Any = None
-) -> dict[str, Any]:
-    """Auth.js's usual jwt callback: keep the role, apply update() data."""
-    if user and "role" in user:
-        token["role"] = user["role"]
-    if trigger == "update" and isinstance(session, dict):
-        token.update(session)
-    return token
-
-
-def make_app(**options: Any) -> tuple[Flask, AuthRuntime, Counting]:
-    counter = Counting()
+def make_app(**options: Any) -> tuple[Flask, AuthRuntime, Callbacks]:
+    counter = Callbacks()
     runtime = AuthRuntime(
         AuthConfig(
             secret=SECRET,
             cache=options.pop("cache", False),
             update_age=options.pop("update_age", 86400),
-            callbacks={"session": counter, "jwt": jwt_callback},
+            callbacks={"session": counter.session, "jwt": counter.jwt},
         )
     )
     app = Flask(__name__)
