@@ -257,6 +257,7 @@ class AsgiAuthSessionMiddleware(AuthSessionMiddleware):
         if kind != "http" and kind != "websocket":  # lifespan and the rest: untouched
             await self.app(scope, receive, send)
             return
+        # The `runtime` property's lookup, without its two calls per request.
         runtime = self._runtime or _api._default or self.runtime  # fails loudly when unconfigured
         sink = _enter(scope, runtime, self.write_cookies)
         if sink is not None:
@@ -291,17 +292,14 @@ class AsgiAuthSessionMiddleware(AuthSessionMiddleware):
         try:
             await self.app(scope, receive, send)
         finally:
-            if SCOPE_KEY in scope:
-                leave_request(held, token, runtime)  # copies of this context outlive the request
-            else:  # nothing read: leave_request's short branch, without the call
-                held.clear()
-                current_request.reset(token)
+            leave_request(held, token, runtime)  # copies of this context outlive the request
 
 
 class WsgiAuthSessionMiddleware(AuthSessionMiddleware):
     def __call__(
         self, environ: MutableMapping[str, Any], start_response: StartResponse
     ) -> Iterable[bytes]:
+        # The `runtime` property's lookup, without its two calls per request.
         runtime = self._runtime or _api._default or self.runtime  # fails loudly when unconfigured
         sink = _enter(environ, runtime, self.write_cookies)
         if sink is not None:
@@ -324,11 +322,7 @@ class WsgiAuthSessionMiddleware(AuthSessionMiddleware):
         try:
             body = self.app(environ, start_response)
         finally:
-            if SCOPE_KEY in environ:
-                leave_request(held, token, runtime)
-            else:  # nothing read: leave_request's short branch, without the call
-                held.clear()
-                current_request.reset(token)
+            leave_request(held, token, runtime)
         if type(body) is list or type(body) is tuple:
             return body
         # A lazy body (a generator, Flask's streamed responses) runs while the
@@ -374,8 +368,7 @@ class _InRequest:
         return self
 
     def __next__(self) -> bytes:
-        view = self._view
-        held: Held = [view]
+        held: Held = [self._view]
         token = current_request.set(held)
         try:
             iterator = self._iterator
@@ -383,13 +376,7 @@ class _InRequest:
                 iterator = self._iterator = iter(self._body)
             return next(iterator)  # type: ignore[no-any-return]
         finally:
-            # Once per body item (and once more at its end): the shells'
-            # shortcut for a request that read nothing applies here too.
-            if SCOPE_KEY in view:
-                leave_request(held, token, self._runtime)
-            else:
-                held.clear()
-                current_request.reset(token)
+            leave_request(held, token, self._runtime)
 
     def close(self) -> None:
         close = getattr(self._body, "close", None)
