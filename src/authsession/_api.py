@@ -11,15 +11,14 @@ from typing import Any
 from ._config import DEFAULT_MAX_AGE, AuthConfig, secrets_from_env
 from ._cookies import candidate_names
 from ._errors import AuthRuntimeNotConfigured, ConfigurationError
-from ._inputs import RUNTIME_KEY, SCOPE_KEY, RequestView, current_request, to_view
+from ._inputs import RUNTIME_KEY, SCOPE_KEY, RequestView, request_in_progress, to_view
 from ._proxy_config import DEFAULT_RETRIES, DEFAULT_TIMEOUT, ProxyConfig
-from ._runtime import AuthRuntime
+from ._runtime import MISSING, AuthRuntime
 from ._session import Session
 from ._tokens import decode_found, find_token
 from .jwt._errors import JWTDecodeError
 
 log = logging.getLogger("authsession")
-_MISSING: Any = object()
 
 _default: AuthRuntime | None = None
 # Runtimes made for configs passed per call, so their caches persist between
@@ -136,7 +135,7 @@ async def get_server_session(
     """
     if input is None and config is None:
         stored = _resolved_for_current_request()
-        if stored is not _MISSING:
+        if stored is not MISSING:
             return stored  # type: ignore[no-any-return]
     view = to_view(input)
     return await _runtime_for_view(config, view).get_session(view)
@@ -148,7 +147,7 @@ def get_server_session_sync(
     """``get_server_session`` for sync code."""
     if input is None and config is None:
         stored = _resolved_for_current_request()
-        if stored is not _MISSING:
+        if stored is not MISSING:
             return stored  # type: ignore[no-any-return]
     view = to_view(input)
     return _runtime_for_view(config, view).get_session_sync(view)
@@ -160,17 +159,16 @@ def _resolved_for_current_request() -> Any:
     The commonest call in a handler is ``get_server_session()`` with no
     argument; answering it from the scope/environ directly skips building a
     request view. The rule is the runtime's own: the middleware's runtime,
-    and the value it stored. ``_MISSING`` when there is none (lazy mode before
+    and the value it stored. ``MISSING`` when there is none (lazy mode before
     the first read, or no middleware).
     """
-    held = current_request.get()
-    if not held:
-        return _MISSING
-    current = held[0]
+    current = request_in_progress()
+    if current is None:
+        return MISSING
     store = current.store if isinstance(current, RequestView) else current
     if store is None or store.get(RUNTIME_KEY) is None:
-        return _MISSING
-    return store.get(SCOPE_KEY, _MISSING)
+        return MISSING
+    return store.get(SCOPE_KEY, MISSING)
 
 
 def _runtime_for_view(config: AuthConfig | AuthRuntime | None, view: RequestView) -> AuthRuntime:
