@@ -56,12 +56,12 @@ class Callback:
             p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
         )
         positional = None
+        session_token = False
         offered = _OFFERED.get(name, frozenset())
         if params and all(p.kind is p.POSITIONAL_OR_KEYWORD and p.name in offered for p in params):
             names = [p.name for p in params]
             positional = operator.itemgetter(*names) if len(names) > 1 else _single(names[0])
-        shape = [p.name for p in params]
-        session_token = name == "session" and positional is not None and shape == SESSION_TOKEN
+            session_token = name == "session" and names == SESSION_TOKEN
         return cls(func, accepts, positional, session_token)
 
     def call(self, **kwargs: Any) -> Any:
