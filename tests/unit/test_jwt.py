@@ -357,8 +357,11 @@ def test_headers_jose_accepts_still_decode():
         assert jwt.decode(token, SECRET, SALT) == USER
 
 
-def _encrypt_with_raw_header(key: bytes, raw_header: bytes, plaintext: bytes) -> str:
-    """_jwe.encrypt, but with the header bytes exactly as given."""
+def _encrypt_with_raw_header(
+    key: bytes, raw_header: bytes, plaintext: bytes, *, padded: bool = False
+) -> str:
+    """_jwe.encrypt, but with the header bytes exactly as given (and, with
+    ``padded=True``, the plaintext already padded, correctly or not)."""
     import hmac
     import os
 
@@ -367,9 +370,11 @@ def _encrypt_with_raw_header(key: bytes, raw_header: bytes, plaintext: bytes) ->
     header_b64 = b64(raw_header)
     aad = header_b64.encode()
     iv = os.urandom(16)
-    pad = 16 - len(plaintext) % 16
+    if not padded:
+        pad = 16 - len(plaintext) % 16
+        plaintext += bytes([pad]) * pad
     encryptor = Cipher(algorithms.AES(key[32:]), modes.CBC(iv)).encryptor()
-    ciphertext = encryptor.update(plaintext + bytes([pad]) * pad) + encryptor.finalize()
+    ciphertext = encryptor.update(plaintext) + encryptor.finalize()
     al = (len(aad) * 8).to_bytes(8, "big")
     tag = hmac.new(key[:32], aad + iv + ciphertext + al, hashlib.sha512).digest()[:32]
     return ".".join((header_b64, "", b64(iv), b64(ciphertext), b64(tag)))
@@ -470,24 +475,13 @@ def test_b64url_decode_fast_path_agrees_with_the_checked_one():
 def test_authenticated_payload_with_bad_padding_is_refused(last):
     """A ciphertext with a valid tag but broken PKCS#7 padding (a buggy
     encoder holding the key) is refused with a reason, not sliced blindly."""
-    import hmac
-    import os
-
-    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
     key, kid = v5_key(SECRET, SALT, "A256CBC-HS512")
-    header_b64 = b64(json.dumps({"alg": "dir", "enc": "A256CBC-HS512", "kid": kid}).encode())
+    header = json.dumps({"alg": "dir", "enc": "A256CBC-HS512", "kid": kid}).encode()
     plaintext = json.dumps(USER).encode()
     padded = plaintext + b"\x00" * (-len(plaintext) % 16 or 16)
     # The last byte says `last`; for 3, the two bytes before it disagree.
     padded = padded[:-1] + bytes([last])
-    aad = header_b64.encode()
-    iv = os.urandom(16)
-    encryptor = Cipher(algorithms.AES(key[32:]), modes.CBC(iv)).encryptor()
-    ciphertext = encryptor.update(padded) + encryptor.finalize()
-    al = (len(aad) * 8).to_bytes(8, "big")
-    tag = hmac.new(key[:32], aad + iv + ciphertext + al, hashlib.sha512).digest()[:32]
-    token = ".".join((header_b64, "", b64(iv), b64(ciphertext), b64(tag)))
+    token = _encrypt_with_raw_header(key, header, padded, padded=True)
     with pytest.raises(JWTDecodeError, match="invalid padding"):
         jwt.decode(token, SECRET, SALT)
 
