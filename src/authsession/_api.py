@@ -11,7 +11,7 @@ from typing import Any
 from ._config import DEFAULT_MAX_AGE, AuthConfig, secrets_from_env
 from ._cookies import candidate_names
 from ._errors import AuthRuntimeNotConfigured, ConfigurationError
-from ._inputs import RUNTIME_KEY, SCOPE_KEY, RequestView, request_in_progress, to_view
+from ._inputs import RUNTIME_KEY, SCOPE_KEY, RequestView, current_request, to_view
 from ._proxy_config import DEFAULT_RETRIES, DEFAULT_TIMEOUT, ProxyConfig
 from ._runtime import MISSING, AuthRuntime
 from ._session import Session
@@ -162,9 +162,10 @@ def _resolved_for_current_request() -> Any:
     and the value it stored. ``MISSING`` when there is none (lazy mode before
     the first read, or no middleware).
     """
-    current = request_in_progress()
-    if current is None:
+    held = current_request.get()  # request_in_progress(), without its call
+    if not held:
         return MISSING
+    current = held[0]
     store = current.store if isinstance(current, RequestView) else current
     if store is None or store.get(RUNTIME_KEY) is None:
         return MISSING

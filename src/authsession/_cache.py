@@ -373,14 +373,11 @@ class SessionCache:
 
     # -- entries ---------------------------------------------------------------
 
-    def get(self, key: bytes, source: str | None = None, peek: bool = False) -> Entry | None:
+    def get(self, key: bytes, source: str | None = None) -> Entry | None:
         """A live entry for ``key``, or None.
 
         A signed-out token is never here (``revoke`` drops it, ``put`` refuses
         it); ``resolve_async``/``resolve_sync`` answer it with ``REVOKED``.
-        ``peek=True`` is for a look that the full lookup repeats when it
-        cannot answer (the middleware's hit path): it counts only the hits it
-        can answer alone (no cookies to write), so a request counts once.
         """
         if not self._enabled:
             return None
@@ -392,16 +389,36 @@ class SessionCache:
                     cached_for = entry.source
                     if cached_for == source or cached_for is None or source is None:
                         lru.move_to_end(key)
-                        if not peek or not entry.writes:
-                            self.hits += 1
+                        self.hits += 1
                         return entry
                     # Resolved for another cookie name: resolve afresh (and replace it).
                 else:
                     del self._lru[key]
                     self.expired += 1
-            if not peek:
-                self.misses += 1
+            self.misses += 1
         return None
+
+    def hit(self, key: bytes, source: str) -> Entry | None:
+        """The middleware's hit path: the entry for ``key`` when it answers
+        alone (live, resolved for this cookie name, nothing to write), else
+        None and the full lookup decides (and counts) instead.
+
+        ``get`` without the rarer outcomes (an expired entry, one for another
+        name), which that full lookup handles: this runs on every signed-in
+        request. A hit with cookies to write is the full lookup's to count.
+        """
+        with self._lock:
+            entry = self._lru.get(key)
+            if (
+                entry is None
+                or entry.writes
+                or entry.deadline <= _monotonic()
+                or (entry.source != source and entry.source is not None)
+            ):
+                return None
+            self._lru.move_to_end(key)
+            self.hits += 1
+        return entry
 
     def put(self, key: bytes, entry: Entry, source: str | None = None) -> None:
         expiry = _entry_expiry(entry)

@@ -154,14 +154,14 @@ def lone_session_cookie(
         end = len(header)
     elif header.find(_MARKER, end) != -1:
         return None  # a second session cookie (or chunk): precedence rules apply
-    begin = header.rfind(";", 0, start) + 1
-    equals = header.find("=", begin, end)
-    if equals < start:  # no "=", or the marker is in a value, not a name
-        return None
-    spec = by_name.get(header[begin:equals].strip())
+    # The cookie holding the marker, split as the full parse splits it: the
+    # name is what precedes its first "=". A marker inside a value leaves a
+    # name that is not a session cookie's, and the full parse decides.
+    name, _, value = header[header.rfind(";", 0, start) + 1 : end].partition("=")
+    spec = by_name.get(name.strip())
     if spec is None:
         return None
-    value = header[equals + 1 : end].strip()
+    value = value.strip()
     if not value or value[0] == '"' or "%" in value or len(value) > MAX_SESSION_CHARS:
         return None
     return spec, value

@@ -224,10 +224,8 @@ class AuthRuntime:
             key = _sha256(value.encode()).digest()
         except UnicodeEncodeError:
             return MISSING
-        entry = self.cache.get(key, spec.name, True)
-        if entry is None or entry.writes:
-            return MISSING
-        return entry.session
+        entry = self.cache.hit(key, spec.name)
+        return MISSING if entry is None else entry.session
 
     def _resolve_sync(self, found: FoundCookie) -> Entry:
         # A strategy with its own blocking path (proxy: a pooled sync HTTP

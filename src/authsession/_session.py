@@ -16,8 +16,18 @@ _dict_new = dict.__new__
 _dict_update = dict.update
 _dict_items = dict.items
 _dict_setitem = dict.__setitem__
-# Per class: the names its instances answer as attributes before their keys.
-_OWN_NAMES: dict[type, frozenset[str]] = {}
+
+
+class _OwnNames(dict[type, frozenset[str]]):
+    """Per class: the names its instances answer as attributes before their
+    keys, read from the class at its first attribute read."""
+
+    def __missing__(self, cls: type) -> frozenset[str]:
+        own = self[cls] = frozenset(dir(cls))
+        return own
+
+
+_OWN_NAMES = _OwnNames()
 _A = TypeVar("_A", bound="AttrDict")
 
 
@@ -140,11 +150,7 @@ class AttrDict(dict[str, Any]):
         # method patched onto a Session class later loses to a key of the
         # same name on these versions.
         def __getattribute__(self, name: str) -> Any:
-            cls = type(self)
-            own = _OWN_NAMES.get(cls)
-            if own is None:
-                own = _OWN_NAMES[cls] = frozenset(dir(cls))
-            if name in own:
+            if name in _OWN_NAMES[type(self)]:
                 return _object_getattribute(self, name)
             try:
                 return _dict_getitem(self, name)

@@ -188,7 +188,7 @@ async def test_finished_request_is_not_kept_alive_by_copied_contexts() -> None:
             assert late is not None and late.user.name == "Ada"
 
 
-def test_peek_counts_a_hit_once_when_the_full_path_takes_over() -> None:
+def test_a_hit_counts_once_when_the_full_path_takes_over() -> None:
     # A cached entry with cookies to write (a due refresh) is answered by the
     # full path, which counts the hit; the middleware's look must not as well.
     from authsession._cache import Entry

@@ -165,3 +165,34 @@ def test_threads_each_see_their_own_request() -> None:
     for t in threads:
         t.join()
     assert results == {n: n for n in names}
+
+
+def test_a_body_the_caller_abandons_leaves_no_request_current() -> None:
+    # Test clients pull the first item of a streamed body (to see the status)
+    # and may never finish or close it. The caller's context must not keep
+    # the request afterwards: a later no-argument read outside any request
+    # would answer with this request's session. (Keeping the request current
+    # from the app call to the body's end would save a context switch per
+    # item; this is why the body makes it current around each item instead.)
+    from authsession._inputs import request_in_progress
+
+    seen: list[Any] = []
+
+    def app(environ: Any, start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", [])
+        seen.append(get_server_session_sync())
+        yield b"first"
+        seen.append(get_server_session_sync())
+        yield b"second"
+
+    environ = {"REQUEST_METHOD": "GET", "wsgi.url_scheme": "http"}
+    environ["HTTP_COOKIE"] = f"{NAME}={cookie()}"
+    body = AuthSessionMiddleware(app, runtime()[0])(environ, lambda *a: None)
+    assert request_in_progress() is None
+    iterator = iter(body)
+    assert next(iterator) == b"first"
+    assert request_in_progress() is None  # between items: not current here
+    assert seen[0] is not None and seen[0].user.name == "Ada"
+    assert next(iterator) == b"second"
+    assert seen[1] is not None and seen[1].user.name == "Ada"
+    assert request_in_progress() is None
