@@ -19,12 +19,11 @@ from starlette.datastructures import URL
 from ._api import get_server_session, get_server_session_sync, runtime_for
 from ._inputs import RUNTIME_KEY, SCOPE_KEY
 from ._responses import PENDING_KEY
-from ._runtime import AuthRuntime
+from ._runtime import MISSING, AuthRuntime
 from ._session import Session
 from .guards import DEFAULT_SIGN_IN_URL, Denial, DenialResponse, check, denial_response, wants_html
 
 Scope = MutableMapping[str, Any]
-_MISSING: Any = object()
 
 
 def runtime_of(scope: Mapping[str, Any]) -> AuthRuntime:
@@ -41,16 +40,16 @@ async def session_of(scope: Scope, response: Any = None) -> Session | None:
     Without the middleware the session is resolved on every call (the cache
     keeps that cheap); ``response``, when given, receives refreshed cookies.
     """
-    stored = scope.get(SCOPE_KEY, _MISSING)
-    if stored is not _MISSING:
+    stored = scope.get(SCOPE_KEY, MISSING)
+    if stored is not MISSING:
         return stored  # type: ignore[no-any-return]
     return await get_server_session(scope if response is None else (scope, response))
 
 
 def session_of_sync(scope: Scope) -> Session | None:
     """``session_of`` for sync code (Starlette's threadpool endpoints)."""
-    stored = scope.get(SCOPE_KEY, _MISSING)
-    if stored is not _MISSING:
+    stored = scope.get(SCOPE_KEY, MISSING)
+    if stored is not MISSING:
         return stored  # type: ignore[no-any-return]
     return get_server_session_sync(scope)
 

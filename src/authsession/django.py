@@ -57,7 +57,7 @@ from ._inputs import (
     to_view,
 )
 from ._responses import PENDING_KEY, PendingCookies
-from ._runtime import AuthRuntime
+from ._runtime import MISSING, AuthRuntime
 from ._session import Session
 from .guards import (
     DEFAULT_SIGN_IN_URL,
@@ -89,7 +89,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 SETTING = "AUTHSESSION"
 ATTRIBUTE = "auth_session"  # request.auth_session; request.session is Django's own
 _INTEGRATION_KEYS = frozenset({"sign_in_url"})
-_MISSING: Any = object()
 
 
 # -- settings ----------------------------------------------------------------
@@ -322,8 +321,8 @@ def get_auth_session(request: Any) -> Session | None:
     Works behind either middleware, or with none (then refreshed cookies are
     not written: add the middleware for that).
     """
-    session = getattr(request, ATTRIBUTE, _MISSING)
-    if session is _MISSING:
+    session = getattr(request, ATTRIBUTE, MISSING)
+    if session is MISSING:
         view = _view(request)
         session = _runtime(view.store).get_session_sync(view)
         setattr(request, ATTRIBUTE, session)
@@ -332,8 +331,8 @@ def get_auth_session(request: Any) -> Session | None:
 
 async def aget_auth_session(request: Any) -> Session | None:
     """``get_auth_session`` for async views."""
-    session = getattr(request, ATTRIBUTE, _MISSING)
-    if session is _MISSING:
+    session = getattr(request, ATTRIBUTE, MISSING)
+    if session is MISSING:
         view = _view(request)
         session = await _runtime(view.store).get_session(view)
         setattr(request, ATTRIBUTE, session)

@@ -38,7 +38,7 @@ from ._errors import ConfigurationError
 from ._inputs import RUNTIME_KEY, SCOPE_KEY
 from ._middleware import AuthSessionMiddleware
 from ._responses import PENDING_KEY
-from ._runtime import AuthRuntime
+from ._runtime import MISSING, AuthRuntime
 from ._session import Session
 from .guards import (
     DEFAULT_SIGN_IN_URL,
@@ -193,8 +193,8 @@ def get_current_session() -> Session | None:
     when the app has no ``AuthSession``.
     """
     environ = request.environ  # RuntimeError outside a request context
-    session = environ.get(SCOPE_KEY, _MISSING)
-    if session is not _MISSING:
+    session = environ.get(SCOPE_KEY, MISSING)
+    if session is not MISSING:
         return cast("Session | None", session)
     if PENDING_KEY not in environ:
         _extension()  # says what is missing
@@ -202,8 +202,6 @@ def get_current_session() -> Session | None:
     # so the rest of the request reads it from there.
     return _extension().runtime.get_session_sync(environ)
 
-
-_MISSING: Any = object()
 
 #: The same as ``get_current_session`` (the name ``authsession.quart`` uses).
 get_session = get_current_session
