@@ -155,9 +155,11 @@ def lone_session_cookie(
     elif header.find(_MARKER, end) != -1:
         return None  # a second session cookie (or chunk): precedence rules apply
     # The cookie holding the marker, split as the full parse splits it: the
-    # name is what precedes its first "=". A marker inside a value leaves a
-    # name that is not a session cookie's, and the full parse decides.
+    # name is what precedes its first "=". The full parse reads only names
+    # holding the marker, so a marker inside the value answers nothing here.
     name, _, value = header[header.rfind(";", 0, start) + 1 : end].partition("=")
+    if _MARKER not in name:
+        return None
     spec = by_name.get(name.strip())
     if spec is None:
         return None

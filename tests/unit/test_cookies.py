@@ -134,27 +134,33 @@ def test_parser_never_raises(header):
     parse_session_cookies(header)
 
 
-def test_lone_session_cookie_agrees_with_the_full_parse() -> None:
+@pytest.mark.parametrize("cookie_name", [None, "mysession"])
+def test_lone_session_cookie_agrees_with_the_full_parse(cookie_name: str | None) -> None:
     """The middleware's shortcut answers only when the full rules give the same.
 
     Headers are built from pieces that exercise every rule: several session
     cookies, chunks, quotes, escapes, spaces, the marker inside values, empty
-    values, names the runtime does not read.
+    values, names the runtime does not read. "mysession" is a candidate name
+    without the marker (configuration refuses one; the helpers must still
+    agree): a marker in its value must not make the shortcut read it.
     """
     import random
 
     from authsession._cookies import lone_session_cookie
 
+    candidates = NAMES if cookie_name is None else candidate_names(cookie_name, None)
     rng = random.Random(20261128)
     names = [n.name for n in NAMES] + [
         "authjs.session-token.0",
         "authjs.session-token.1",
         "my.session-token",
+        "mysession",
         "theme",
         "authjs.csrf-token",
         "x",
     ]
     values = ["abc.def.ghi", "", '"quoted.tok"', "a%41b", " spaced ", "v=session-token", "tok"]
+    values.append("x-session-token")
     answered = 0
     for _ in range(20000):
         parts = []
@@ -163,11 +169,14 @@ def test_lone_session_cookie_agrees_with_the_full_parse() -> None:
             sep = rng.choice(["=", "=", "=", ""])
             parts.append(f"{rng.choice(['', ' ', '  '])}{name}{sep}{rng.choice(values)}")
         header = rng.choice([";", "; "]).join(parts)
-        lone = lone_session_cookie(header, NAMES.by_name)
+        lone = lone_session_cookie(header, candidates.by_name)
         if lone is None:
             continue
         answered += 1
-        found = find_session_cookie(parse_session_cookies(header), NAMES)
+        found = find_session_cookie(parse_session_cookies(header), candidates)
         assert found is not None, header
         assert (found.spec, found.value) == lone, header
+    if cookie_name is not None:
+        assert answered == 0  # the full parse never reads a name without the marker
+        return
     assert answered > 1000  # the shortcut does take the common shapes
