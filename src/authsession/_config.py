@@ -48,6 +48,28 @@ def _non_negative_int(name: str, value: object) -> int:
     return value
 
 
+def check_cookie_name(name: object) -> None:
+    """``cookie_name`` must be a cookie name the readers can find.
+
+    Session cookies are picked out of a ``Cookie`` header (or a parsed
+    mapping) by the ``session-token`` in their names, before any
+    configuration is known, as every Auth.js and NextAuth name has it. A
+    name without it would never be read, so it is refused here rather than
+    leaving every request signed out without a word.
+    """
+    if name is None:
+        return
+    if not isinstance(name, str) or not name or any(c in name for c in " ;,=\t\r\n"):
+        raise ConfigurationError(f"cookie_name must be a plain cookie name, got {name!r}")
+    if "session-token" not in name:
+        raise ConfigurationError(
+            f"cookie_name must contain 'session-token', as every Auth.js and NextAuth "
+            f"name does (authsession finds session cookies by it), got {name!r}; "
+            f"rename the cookie in Auth.js's cookies.sessionToken.name too, e.g. "
+            f"'{name}.session-token'"
+        )
+
+
 @dataclass(frozen=True, kw_only=True)
 class AuthConfig:
     """How sessions are read and written. Immutable and hashable by value.
@@ -112,14 +134,7 @@ class AuthConfig:
         if max_age == 0:
             raise ConfigurationError("max_age must be at least 1 second")
         _non_negative_int("update_age", self.update_age)
-        if self.cookie_name is not None and (
-            not isinstance(self.cookie_name, str)
-            or not self.cookie_name
-            or any(c in self.cookie_name for c in " ;,=\t\r\n")
-        ):
-            raise ConfigurationError(
-                f"cookie_name must be a plain cookie name, got {self.cookie_name!r}"
-            )
+        check_cookie_name(self.cookie_name)
         if self.secure_cookie not in (None, True, False):
             raise ConfigurationError(
                 f"secure_cookie must be True, False or None (auto), got {self.secure_cookie!r}"

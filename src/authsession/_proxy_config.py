@@ -17,7 +17,7 @@ from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
 from ._cache import CacheOptions
-from ._config import DEFAULT_MAX_AGE
+from ._config import DEFAULT_MAX_AGE, check_cookie_name
 from ._errors import ConfigurationError
 
 DEFAULT_TIMEOUT = 5.0
@@ -256,14 +256,7 @@ class ProxyConfig:
                 raise ConfigurationError(
                     f"{flag} must be True or False, got {getattr(self, flag)!r}"
                 )
-        if self.cookie_name is not None and (
-            not isinstance(self.cookie_name, str)
-            or not self.cookie_name
-            or any(c in self.cookie_name for c in " ;,=\t\r\n")
-        ):
-            raise ConfigurationError(
-                f"cookie_name must be a plain cookie name, got {self.cookie_name!r}"
-            )
+        check_cookie_name(self.cookie_name)
         if self.secure_cookie not in (None, True, False):
             raise ConfigurationError(
                 f"secure_cookie must be True, False or None (both), got {self.secure_cookie!r}"

@@ -109,6 +109,7 @@ def test_plain_http_elsewhere_needs_the_explicit_opt_in() -> None:
         ({"cache": {"tll": 5}}, "unknown cache options"),
         ({"forward_set_cookie": "yes"}, "forward_set_cookie"),
         ({"cookie_name": "a;b"}, "cookie_name"),
+        ({"cookie_name": "mysession"}, "session-token"),
         ({"transport": object()}, "transport"),
         ({"transport": httpx.AsyncHTTPTransport()}, "async-only"),
     ],

@@ -299,6 +299,9 @@ def test_jwt_without_secret_fails_at_construction():
         ({"secret": 42}, "secret"),
         ({"secret": ["ok", ""]}, "secret"),
         ({"cookie_name": "a b"}, "cookie_name"),
+        # Never read (session cookies are found by "session-token"): refused
+        # instead of every request being signed out without a word.
+        ({"cookie_name": "mysession"}, "must contain 'session-token'.*'mysession.session-token'"),
         ({"secure_cookie": "yes"}, "secure_cookie"),
         ({"callbacks": {"signIn": print}}, "unknown callbacks"),
         ({"callbacks": {"session": 3}}, "callable"),
