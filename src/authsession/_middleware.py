@@ -19,6 +19,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from contextvars import copy_context
 from dataclasses import fields
 from typing import Any, Literal, TypeAlias
 
@@ -325,9 +326,9 @@ class WsgiAuthSessionMiddleware(AuthSessionMiddleware):
             leave_request(held, token, runtime)
         if type(body) is list or type(body) is tuple:
             return body
-        # A lazy body (a generator, Flask's streamed responses) runs while the
-        # server iterates it, after this call returned: keep the request
-        # current there too. It is not buffered: one item at a time.
+        # A lazy body (a generator, Flask's responses) runs while the server
+        # iterates it, after this call returned: the request is current there
+        # too (see _InRequest). It is not buffered: one item at a time.
         return _InRequest(body, view, runtime)
 
 
@@ -354,36 +355,42 @@ def _starter(start_response: StartResponse, pending: PendingCookies) -> StartRes
 
 
 class _InRequest:
-    """A WSGI body iterable whose items are produced with the request current."""
+    """A WSGI body iterable whose items are produced with the request current.
 
-    __slots__ = ("_body", "_iterator", "_runtime", "_view")
+    A lazy body (a generator, Flask's responses) runs when the server
+    iterates it, after the app call returned and the request left the
+    server's context. Its items and its close run in a context of their own,
+    captured when the call ended, with the request current there (as asyncio
+    runs a callback in the context it was scheduled from). Entering that
+    context costs a fraction of setting and resetting the variable around
+    each item; it works from any thread; and the server's own context is
+    never touched, so a body that is never finished leaves nothing current.
+    """
+
+    __slots__ = ("_body", "_context", "_held", "_iterator", "_runtime", "_token")
 
     def __init__(self, body: Iterable[bytes], view: Any, runtime: AuthRuntime) -> None:
         self._body = body
-        self._view = view
         self._runtime = runtime
         self._iterator: Any = None
+        self._held: Held = [view]
+        self._context = copy_context()
+        self._token = self._context.run(current_request.set, self._held)
 
     def __iter__(self) -> _InRequest:
         return self
 
     def __next__(self) -> bytes:
-        held: Held = [self._view]
-        token = current_request.set(held)
-        try:
-            iterator = self._iterator
-            if iterator is None:
-                iterator = self._iterator = iter(self._body)
-            return next(iterator)  # type: ignore[no-any-return]
-        finally:
-            leave_request(held, token, self._runtime)
+        iterator = self._iterator
+        if iterator is None:
+            iterator = self._iterator = self._context.run(iter, self._body)
+        return self._context.run(next, iterator)  # type: ignore[no-any-return]
 
     def close(self) -> None:
-        close = getattr(self._body, "close", None)
-        if close is not None:
-            held: Held = [self._view]
-            token = current_request.set(held)
-            try:
-                close()
-            finally:
-                leave_request(held, token, self._runtime)
+        context = self._context
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                context.run(close)
+        finally:
+            context.run(leave_request, self._held, self._token, self._runtime)
