@@ -32,6 +32,15 @@ def cached_runtime() -> AuthRuntime:
     return AuthRuntime(AuthConfig(secret=SECRET))
 
 
+def test_with_the_cache_off_the_look_only_tells_anonymous_from_the_rest() -> None:
+    rt = AuthRuntime(AuthConfig(secret=SECRET, cache=False))
+    header = f"theme=dark; {NAME}={token()}"
+    assert rt._session_if_cached("theme=dark") is None
+    assert rt.get_session_sync(header) is not None
+    assert rt._session_if_cached(header) is MISSING  # the full path resolves it every time
+    assert rt.cache_stats()["hits"] == 0
+
+
 def test_cached_session_answers_only_what_needs_no_io() -> None:
     rt = cached_runtime()
     value = token()
