@@ -19,7 +19,6 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from contextvars import copy_context
 from dataclasses import fields
 from typing import Any, Literal, TypeAlias
 
@@ -327,8 +326,11 @@ class WsgiAuthSessionMiddleware(AuthSessionMiddleware):
         if type(body) is list or type(body) is tuple:
             return body
         # A lazy body (a generator, Flask's responses) runs while the server
-        # iterates it, after this call returned: the request is current there
-        # too (see _InRequest). It is not buffered: one item at a time.
+        # iterates it, after this call returned: keep the request current
+        # there too, around each item, in the server's own context (a
+        # middleware inside ours may set a variable during the call and reset
+        # it when the body ends: that reset must run in the context that set
+        # it). It is not buffered: one item at a time.
         return _InRequest(body, view, runtime)
 
 
@@ -355,42 +357,36 @@ def _starter(start_response: StartResponse, pending: PendingCookies) -> StartRes
 
 
 class _InRequest:
-    """A WSGI body iterable whose items are produced with the request current.
+    """A WSGI body iterable whose items are produced with the request current."""
 
-    A lazy body (a generator, Flask's responses) runs when the server
-    iterates it, after the app call returned and the request left the
-    server's context. Its items and its close run in a context of their own,
-    captured when the call ended, with the request current there (as asyncio
-    runs a callback in the context it was scheduled from). Entering that
-    context costs a fraction of setting and resetting the variable around
-    each item; it works from any thread; and the server's own context is
-    never touched, so a body that is never finished leaves nothing current.
-    """
-
-    __slots__ = ("_body", "_context", "_held", "_iterator", "_runtime", "_token")
+    __slots__ = ("_body", "_iterator", "_runtime", "_view")
 
     def __init__(self, body: Iterable[bytes], view: Any, runtime: AuthRuntime) -> None:
         self._body = body
+        self._view = view
         self._runtime = runtime
         self._iterator: Any = None
-        self._held: Held = [view]
-        self._context = copy_context()
-        self._token = self._context.run(current_request.set, self._held)
 
     def __iter__(self) -> _InRequest:
         return self
 
     def __next__(self) -> bytes:
-        iterator = self._iterator
-        if iterator is None:
-            iterator = self._iterator = self._context.run(iter, self._body)
-        return self._context.run(next, iterator)  # type: ignore[no-any-return]
+        held: Held = [self._view]
+        token = current_request.set(held)
+        try:
+            iterator = self._iterator
+            if iterator is None:
+                iterator = self._iterator = iter(self._body)
+            return next(iterator)  # type: ignore[no-any-return]
+        finally:
+            leave_request(held, token, self._runtime)
 
     def close(self) -> None:
-        context = self._context
-        try:
-            close = getattr(self._body, "close", None)
-            if close is not None:
-                context.run(close)
-        finally:
-            context.run(leave_request, self._held, self._token, self._runtime)
+        close = getattr(self._body, "close", None)
+        if close is not None:
+            held: Held = [self._view]
+            token = current_request.set(held)
+            try:
+                close()
+            finally:
+                leave_request(held, token, self._runtime)
