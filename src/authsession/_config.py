@@ -9,6 +9,7 @@ from typing import Any, Literal, cast
 
 from ._cache import CacheOptions
 from ._callbacks import Callbacks
+from ._cookies import _MARKER
 from ._errors import ConfigurationError
 
 DEFAULT_MAX_AGE = 30 * 24 * 60 * 60
@@ -52,21 +53,21 @@ def check_cookie_name(name: object) -> None:
     """``cookie_name`` must be a cookie name the readers can find.
 
     Session cookies are picked out of a ``Cookie`` header (or a parsed
-    mapping) by the ``session-token`` in their names, before any
-    configuration is known, as every Auth.js and NextAuth name has it. A
-    name without it would never be read, so it is refused here rather than
-    leaving every request signed out without a word.
+    mapping) by the ``session-token`` in their names (``_cookies._MARKER``),
+    before any configuration is known, as every Auth.js and NextAuth name
+    has it. A name without it would never be read, so it is refused here
+    rather than leaving every request signed out without a word.
     """
     if name is None:
         return
     if not isinstance(name, str) or not name or any(c in name for c in " ;,=\t\r\n"):
         raise ConfigurationError(f"cookie_name must be a plain cookie name, got {name!r}")
-    if "session-token" not in name:
+    if _MARKER not in name:
         raise ConfigurationError(
-            f"cookie_name must contain 'session-token', as every Auth.js and NextAuth "
+            f"cookie_name must contain '{_MARKER}', as every Auth.js and NextAuth "
             f"name does (authsession finds session cookies by it), got {name!r}; "
             f"rename the cookie in Auth.js's cookies.sessionToken.name too, e.g. "
-            f"'{name}.session-token'"
+            f"'{name}.{_MARKER}'"
         )
 
 
