@@ -203,32 +203,36 @@ def _enter(
     return pending
 
 
+def _cookie_headers(
+    pending: PendingCookies, headers: list[tuple[str, str]], private: bool
+) -> list[tuple[str, str]]:
+    """The headers that deliver the pending cookies to a response that
+    already has ``headers``; both shells add them. Empties the sink.
+
+    The app's own decision about a cookie wins over ours. A response that
+    gains a cookie is marked ``Cache-Control: private`` (when ``private``):
+    a session cookie must not be stored by a shared cache and handed to the
+    next visitor; the app's own Cache-Control, when it set one, is left alone.
+    """
+    own = {_cookie_name(value) for name, value in headers if name.lower() == "set-cookie"}
+    added = [("Set-Cookie", value) for name, value in pending.items() if name not in own]
+    if added and private and not any(name.lower() == "cache-control" for name, _ in headers):
+        added.append(("Cache-Control", "private"))
+    pending.clear()
+    return added
+
+
 def _add_cookies(message: Message, pending: PendingCookies) -> None:
     """Put the pending cookies on the response's start message."""
     headers = list(message.get("headers") or ())
-    own = {
-        _cookie_name(value.decode("latin-1"))
-        for name, value in headers
-        if name.lower() == b"set-cookie"
-    }
-    # The app's own decision about a cookie wins over ours.
-    added = [
-        (b"set-cookie", value.encode("latin-1"))
-        for name, value in pending.items()
-        if name not in own
-    ]
-    if (
-        added
-        and message["type"] != "websocket.accept"
-        and not any(name.lower() == b"cache-control" for name, _ in headers)
-    ):
-        # A session cookie must not be stored by a shared cache and handed to
-        # the next visitor; the app's own Cache-Control, when it set one, is
-        # left alone.
-        added.append((b"cache-control", b"private"))
-    headers.extend(added)
+    text = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in headers]
+    # A websocket handshake's answer is not a cacheable response.
+    private = message["type"] != "websocket.accept"
+    headers.extend(
+        (name.lower().encode("latin-1"), value.encode("latin-1"))
+        for name, value in _cookie_headers(pending, text, private)
+    )
     message["headers"] = headers
-    pending.clear()
 
 
 def _sender(send: Send, pending: PendingCookies) -> Send:
@@ -341,16 +345,7 @@ def _starter(start_response: StartResponse, pending: PendingCookies) -> StartRes
         if not pending.sent:
             pending.sent = True
             if pending:
-                own = {
-                    _cookie_name(value) for name, value in headers if name.lower() == "set-cookie"
-                }
-                added = [
-                    ("Set-Cookie", value) for name, value in pending.items() if name not in own
-                ]
-                if added and not any(name.lower() == "cache-control" for name, _ in headers):
-                    added.append(("Cache-Control", "private"))  # see the ASGI shell
-                headers = [*headers, *added]
-                pending.clear()
+                headers = [*headers, *_cookie_headers(pending, headers, True)]
         return start_response(status, headers, exc_info)
 
     return start_with_cookies
