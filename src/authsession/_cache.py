@@ -346,7 +346,9 @@ class SessionCache:
     def __init__(self, options: CacheOptions) -> None:
         _CACHES.add(self)  # for the fork handler: see _after_fork_in_child
         self.options = options
-        self._enabled = options.enabled
+        # Fixed for the cache's life (its options are immutable); read on
+        # every request by the middleware's look.
+        self.enabled = options.enabled
         # An OrderedDict in recency order is the LRU: its lookups and
         # move_to_end run in C, a third of cachetools.LRUCache's cost per hit
         # (which layers Python methods over a dict and a second OrderedDict).
@@ -379,7 +381,7 @@ class SessionCache:
         A signed-out token is never here (``revoke`` drops it, ``put`` refuses
         it); ``resolve_async``/``resolve_sync`` answer it with ``REVOKED``.
         """
-        if not self._enabled:
+        if not self.enabled:
             return None
         lru = self._lru
         with self._lock:
@@ -427,7 +429,7 @@ class SessionCache:
 
     def _store(self, key: bytes, entry: Entry, source: str | None, expiry: float | None) -> None:
         """Keep ``entry`` until its deadline, the session's expiry or the TTL cap (lock held)."""
-        if not self.options.enabled or (self._denied is not None and key in self._denied):
+        if not self.enabled or (self._denied is not None and key in self._denied):
             return
         now = time.monotonic()
         deadline = entry.deadline
@@ -612,7 +614,7 @@ class SessionCache:
         while it was resolving resolves to ``REVOKED``.
         """
         expiry = (
-            _entry_expiry(entry) if self._enabled and entry is not None and error is None else None
+            _entry_expiry(entry) if self.enabled and entry is not None and error is None else None
         )
         with self._lock:
             current = self._inflight.get(key) is flight
@@ -622,7 +624,7 @@ class SessionCache:
             if denied is not None and key in denied:
                 entry = REVOKED
             elif entry is not None and error is None:
-                if current and self._enabled:
+                if current and self.enabled:
                     self._store(key, entry, flight.source, expiry)
                 if self._live is not None and entry.session is not None:
                     self._note_live(key)

@@ -73,8 +73,6 @@ class AuthRuntime:
         self.config = config
         self.candidates = candidate_names(config.cookie_name, config.secure_cookie)
         self.cache = SessionCache(config.cache_options)
-        # Read once: with the cache off the middleware's look can only miss.
-        self._cache_enabled = config.cache_options.enabled
         self.strategy: JwtStrategy | DatabaseStrategy | ProxyStrategy
         if isinstance(config, ProxyConfig):
             # Imported here: proxy mode is the only part of authsession that needs httpx.
@@ -218,7 +216,7 @@ class AuthRuntime:
         """
         if not cookie_header or _MARKER not in cookie_header:
             return None  # anonymous traffic: nothing to parse
-        if not self._cache_enabled:
+        if not self.cache.enabled:
             return MISSING  # nothing to find: no parse, no hash
         lone = lone_session_cookie(cookie_header, self.candidates.by_name)
         if lone is None:
