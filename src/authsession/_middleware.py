@@ -182,27 +182,6 @@ def _cookie_name(header: str) -> str:
 _STARTS = frozenset({"http.response.start", "websocket.accept", "websocket.http.response.start"})
 
 
-def _enter(
-    store: MutableMapping[str, Any], runtime: AuthRuntime, write: bool
-) -> PendingCookies | None:
-    """Mark the request as this runtime's; returns the sink for its cookies (if written)."""
-    if SCOPE_KEY in store and store.get(RUNTIME_KEY) is not runtime:
-        # An outer middleware with another runtime resolved under its own
-        # rules (a mounted sub-app shares the scope): not ours to reuse.
-        del store[SCOPE_KEY]
-    store[RUNTIME_KEY] = runtime
-    if not write:
-        # No sink: the runtime's helpers then say there is nowhere to write,
-        # instead of succeeding with cookies nobody sends.
-        if PENDING_KEY in store:
-            del store[PENDING_KEY]
-        return None
-    pending = PendingCookies()
-    pending.sent = False
-    store[PENDING_KEY] = pending
-    return pending
-
-
 def _cookie_headers(
     pending: PendingCookies, headers: list[tuple[str, str]], private: bool
 ) -> list[tuple[str, str]]:
@@ -263,9 +242,24 @@ class AsgiAuthSessionMiddleware(AuthSessionMiddleware):
             return
         # The `runtime` property's lookup, without its two calls per request.
         runtime = self._runtime or _api._default or self.runtime  # fails loudly when unconfigured
-        sink = _enter(scope, runtime, self.write_cookies)
-        if sink is not None:
+        # Marking the request as ours and making its cookie sink are written
+        # out in each shell rather than shared through a helper: this runs on
+        # every request, and a lazy route that never reads the session pays
+        # for little else (the call alone was a tenth of that price).
+        if SCOPE_KEY in scope and scope.get(RUNTIME_KEY) is not runtime:
+            # An outer middleware with another runtime resolved under its own
+            # rules (a mounted sub-app shares the scope): not ours to reuse.
+            del scope[SCOPE_KEY]
+        scope[RUNTIME_KEY] = runtime
+        if self.write_cookies:
+            sink = PendingCookies()
+            sink.sent = False
+            scope[PENDING_KEY] = sink
             send = _sender(send, sink)
+        elif PENDING_KEY in scope:
+            # No sink: the runtime's helpers then say there is nowhere to
+            # write, instead of succeeding with cookies nobody sends.
+            del scope[PENDING_KEY]
         if not self.lazy and SCOPE_KEY not in scope:
             # The usual request: one Cookie header, no Authorization, a cached
             # session. Answered from the raw header without a RequestView.
@@ -296,18 +290,29 @@ class AsgiAuthSessionMiddleware(AuthSessionMiddleware):
         try:
             await self.app(scope, receive, send)
         finally:
-            leave_request(held, token, runtime)  # copies of this context outlive the request
+            if SCOPE_KEY in scope:  # copies of this context outlive the request
+                leave_request(held, token, runtime)
+            else:  # no session here (lazy, not read): nothing to keep for them
+                held.clear()
+                current_request.reset(token)
 
 
 class WsgiAuthSessionMiddleware(AuthSessionMiddleware):
     def __call__(
         self, environ: MutableMapping[str, Any], start_response: StartResponse
     ) -> Iterable[bytes]:
-        # The `runtime` property's lookup, without its two calls per request.
-        runtime = self._runtime or _api._default or self.runtime  # fails loudly when unconfigured
-        sink = _enter(environ, runtime, self.write_cookies)
-        if sink is not None:
+        # As in the ASGI shell.
+        runtime = self._runtime or _api._default or self.runtime
+        if SCOPE_KEY in environ and environ.get(RUNTIME_KEY) is not runtime:
+            del environ[SCOPE_KEY]
+        environ[RUNTIME_KEY] = runtime
+        if self.write_cookies:
+            sink = PendingCookies()
+            sink.sent = False
+            environ[PENDING_KEY] = sink
             start_response = _starter(start_response, sink)
+        elif PENDING_KEY in environ:
+            del environ[PENDING_KEY]
         view: Any = environ  # as in the ASGI shell: no view unless one is needed
         if not self.lazy and SCOPE_KEY not in environ:
             cookie = environ.get("HTTP_COOKIE")
@@ -326,7 +331,11 @@ class WsgiAuthSessionMiddleware(AuthSessionMiddleware):
         try:
             body = self.app(environ, start_response)
         finally:
-            leave_request(held, token, runtime)
+            if SCOPE_KEY in environ:
+                leave_request(held, token, runtime)
+            else:
+                held.clear()
+                current_request.reset(token)
         if type(body) is list or type(body) is tuple:
             return body
         # A lazy body (a generator, Flask's responses) runs while the server

@@ -26,19 +26,16 @@ class PendingCookies(dict[str, str]):
     later writes cannot reach the client and are reported instead of lost.
     """
 
-    # A slot, set by whoever makes the sink (the middleware, once per
-    # request), rather than an __init__ (dict's own constructor is several
-    # times cheaper than a Python one) or a class default (the first
-    # assignment would give every sink an instance dict of its own).
+    # A slot that whoever makes the sink (the middleware, once per request)
+    # sets at once, rather than an __init__ (dict's own constructor is
+    # several times cheaper than a Python one), a class default (the first
+    # assignment would give every sink an instance dict of its own) or a
+    # __getattr__ answering False while it is unset (a class with one gets
+    # no specialised attribute reads: every `sent` check of every message
+    # went through the slow lookup). Readers off the hot path use
+    # ``getattr(sink, "sent", False)``.
     __slots__ = ("sent",)
     sent: bool
-
-    def __getattr__(self, name: str) -> bool:
-        # Only reached while the slot is unset: a sink made without setting
-        # it has not been sent.
-        if name == "sent":
-            return False
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def add(self, writes: Iterable[CookieWrite]) -> None:
         for w in writes:
@@ -51,7 +48,7 @@ class PendingCookies(dict[str, str]):
             del self[name]
 
     def __repr__(self) -> str:  # values are tokens
-        return f"PendingCookies(names={sorted(self)!r}, sent={self.sent})"
+        return f"PendingCookies(names={sorted(self)!r}, sent={getattr(self, 'sent', False)})"
 
 
 def apply_writes(response: Any, writes: Iterable[CookieWrite]) -> None:
@@ -64,7 +61,7 @@ def apply_writes(response: Any, writes: Iterable[CookieWrite]) -> None:
     if not writes or response is None:
         return
     if isinstance(response, PendingCookies):
-        if response.sent:
+        if getattr(response, "sent", False):
             log.warning(
                 "authsession: the response had already started; cookie(s) %s not written "
                 "(sign in/out before streaming the body, or pass response=)",

@@ -266,14 +266,18 @@ async def test_nested_middlewares_keep_nothing_another_runtime_answered() -> Non
 
 def test_cookie_sink_is_unsent_until_marked_and_carries_no_instance_dict():
     """One sink is made per request: marking it sent must not allocate an
-    instance dict (a slot), and a sink nobody marked reads as not sent."""
-    from authsession._responses import PendingCookies
+    instance dict (a slot), and a sink nobody marked is treated as not sent
+    by everything that reads it off the hot path."""
+    from authsession._cookies import CookieWrite
+    from authsession._responses import PendingCookies, apply_writes
 
     sink = PendingCookies()
-    assert sink.sent is False
     assert "unsent" not in repr(sink) and "sent=False" in repr(sink)
+    write = CookieWrite(name=NAME, value="v", expires=None, secure=False, max_age=60)
+    apply_writes(sink, [write])
+    assert list(sink) == [NAME]  # collected, not refused as too late
     sink.sent = True
-    assert sink.sent is True
+    assert sink.sent is True and "sent=True" in repr(sink)
     assert not hasattr(sink, "__dict__")
     with pytest.raises(AttributeError):
         sink.other = 1  # type: ignore[attr-defined]
