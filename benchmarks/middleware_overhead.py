@@ -296,6 +296,15 @@ def wrk(port: int, seconds: float, cookie: str, connections: int) -> tuple[float
     return float(match.group(1)), int(count.group(1))
 
 
+def software() -> str:
+    """The versions that decide what a request costs, for a table's footer."""
+    return (
+        f"Python {platform.python_version()}, uvicorn {metadata.version('uvicorn')}, "
+        f"waitress {metadata.version('waitress')}, flask {metadata.version('flask')}, "
+        f"starlette {metadata.version('starlette')}"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1 s x 2 rounds")
@@ -372,13 +381,8 @@ def main() -> int:
                 f"{'' if target is None else f'>= {target:.2f}'} | {verdict} | "
                 f"{statistics.median(gc_rate[proto, mode]):.1f} |"
             )
-    import uvicorn
-
     versions = (
-        f"Python {platform.python_version()}, uvicorn {uvicorn.__version__}, "
-        f"waitress {metadata.version('waitress')}, flask {metadata.version('flask')}, "
-        f"starlette {metadata.version('starlette')}, "
-        f"{args.rounds} rounds x {args.seconds:g} s, wrk -c{args.connections}, "
+        f"{software()}, {args.rounds} rounds x {args.seconds:g} s, wrk -c{args.connections}, "
         f"{os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d')}"
     )
     table = "\n".join(lines)
