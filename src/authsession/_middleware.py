@@ -292,7 +292,7 @@ class AsgiAuthSessionMiddleware(AuthSessionMiddleware):
         finally:
             if SCOPE_KEY in scope:  # copies of this context outlive the request
                 leave_request(held, token, runtime)
-            else:  # no session here (lazy, not read): nothing to keep for them
+            else:  # nothing of ours was read (lazy, or another runtime took over)
                 held.clear()
                 current_request.reset(token)
 
